@@ -1,0 +1,103 @@
+"""Shared fixtures: where the real data lives, and tiny clips made on the spot with PyAV."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("VIDSR_DATA", ROOT.parent / "shared" / "data"))
+
+
+def data_path(*parts: str) -> Path:
+    """A file in the shared data set; the test is skipped when it is not on this machine."""
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path} (set VIDSR_DATA)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return data_path()
+
+
+def make_clip(
+    path: Path,
+    *,
+    frames: int = 12,
+    size: tuple[int, int] = (64, 48),
+    rate: int = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    audio: bool = False,
+    pts_step: list[int] | None = None,
+    colour: tuple[int, int, int, int] | None = None,  # colorspace, range, primaries, trc
+    subtitles: bool = False,
+) -> Path:
+    """Write a small synthetic clip: moving gradients, optional sine audio, optional VFR pts.
+
+    ``pts_step`` gives per-frame pts increments in 1/1000 s (variable frame rate).
+    """
+    import av
+
+    width, height = size
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=rate)
+        vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
+        if codec == "libx264":
+            vs.options = {"crf": "18", "preset": "ultrafast"}
+        if pts_step is not None:
+            vs.codec_context.time_base = Fraction(1, 1000)
+        if colour is not None:
+            cc = vs.codec_context
+            cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = colour
+        aus = None
+        if audio:
+            aus = out.add_stream("aac", rate=48000)
+            aus.layout = "mono"
+        sub = out.add_stream("mov_text") if subtitles else None
+        yy, xx = np.mgrid[0:height, 0:width]
+        pts = 0
+        for i in range(frames):
+            rgb = np.stack(
+                [(xx * 4 + i * 7) % 256, (yy * 4 + i * 3) % 256, ((xx + yy) * 2 + i * 11) % 256], axis=-1
+            ).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if pts_step is not None:
+                frame.pts = pts
+                frame.time_base = Fraction(1, 1000)
+                pts += pts_step[i % len(pts_step)]
+            else:
+                frame.pts = i
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if aus is not None:
+            seconds = frames / rate if pts_step is None else pts / 1000
+            samples = int(seconds * 48000)
+            t = np.arange(samples) / 48000
+            wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+            step = 1024
+            for start in range(0, samples, step):
+                chunk = wave[:, start : start + step]
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="mono")
+                af.sample_rate = 48000
+                af.pts = start
+                for packet in aus.encode(af):
+                    out.mux(packet)
+            for packet in aus.encode():
+                out.mux(packet)
+        if sub is not None:
+            pass  # stream exists; muxers accept an empty subtitle track
+    return path
+
+
+@pytest.fixture
+def tiny_clip(tmp_path: Path) -> Path:
+    return make_clip(tmp_path / "tiny.mp4")

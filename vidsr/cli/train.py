@@ -1,0 +1,97 @@
+"""``vidsr train`` and ``vidsr eval``: parse options, call :mod:`vidsr.train.loop` / :mod:`vidsr.evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidsr.cli.main import emit_json, handle_errors
+
+_SCALES = click.Choice(["2", "3", "4"])
+
+
+@click.command()
+@click.option("--model", "model_name", type=click.Choice(["espcn", "srresnet", "srgan"]), required=True)
+@click.option("--scale", type=_SCALES, required=True, help="Upscaling factor.")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder of HR images.")
+@click.option("--val", type=click.Path(file_okay=False, path_type=Path), required=True, help="Validation images.")
+@click.option("--steps", type=click.IntRange(min=1), default=20000, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--patch", type=click.IntRange(min=0), default=0, help="HR crop side [24 x scale for espcn, 96 else].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--loss", type=click.Choice(["l1", "mse"]), default="l1", show_default=True, help="Pixel loss.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint file [runs/MODEL_xSCALE.pt]; weights and log are written beside it.",
+)
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Checkpoint to resume.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (mixed precision on CUDA).")
+@click.option("--val-every", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--val-crop", type=click.IntRange(min=0), default=0, help="Validate on centre crops of this side.")
+@click.option("--init", type=click.Path(dir_okay=False, path_type=Path), default=None, help="srgan: srresnet weights.")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="srgan: VGG19.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def train(model_name: str, scale: str, out: Path | None, threads: int | None, as_json: bool, quiet: bool, **opts):
+    """Train MODEL on a folder of HR images; keep the best checkpoint by validation PSNR-Y."""
+    import torch
+
+    from vidsr.train.loop import TrainConfig, train as run_training
+
+    if threads:
+        torch.set_num_threads(threads)
+    out = out or Path("runs") / f"{model_name}_x{scale}.pt"
+    paths = {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items()}
+    config = TrainConfig(model=model_name, scale=int(scale), out=str(out), progress=not quiet, **paths)
+    result = run_training(config)
+    payload = {
+        "step": result.step,
+        "best_step": result.best_step,
+        "best_val_psnr": result.best_psnr,
+        "checkpoint": str(result.checkpoint),
+        "weights": str(result.weights) if result.weights else None,
+        "log": str(result.log),
+        "metadata": result.metadata,
+    }
+    if as_json:
+        emit_json(payload)
+        return
+    click.echo(f"trained {model_name} x{scale}: {result.step} steps, best val PSNR-Y {result.best_psnr:.2f} dB")
+    if result.weights:
+        meta = result.metadata
+        click.echo(
+            f"weights: {result.weights} (full val set: {meta['val_psnr']:.2f} dB / SSIM {meta['val_ssim']:.4f}; "
+            f"bicubic {meta['bicubic_psnr']:.2f} dB / {meta['bicubic_ssim']:.4f})"
+        )
+
+
+@click.command(name="eval")
+@click.argument("images", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--model", "model_name", required=True, help="Model name (see `vidsr models`).")
+@click.option("--scale", type=_SCALES, required=True)
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Weights file.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print per-image and mean figures as JSON.")
+@handle_errors
+def evaluate(images: Path, model_name: str, scale: str, weights: Path | None, device: str, as_json: bool) -> None:
+    """PSNR/SSIM on Y of MODEL vs bicubic over a folder of HR IMAGES (the protocol in DESIGN.md)."""
+    from vidsr.evaluate import evaluate_folder
+
+    result = evaluate_folder(images, model=model_name, scale=int(scale), weights=weights, device=device)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    width = max(len(i.name) for i in result.images)
+    click.echo(f"{'image':<{width}}  {model_name + ' PSNR/SSIM':>22}  {'bicubic PSNR/SSIM':>22}")
+    for i in result.images:
+        click.echo(f"{i.name:<{width}}  {i.psnr:>13.2f} / {i.ssim:.4f}  {i.bicubic_psnr:>13.2f} / {i.bicubic_ssim:.4f}")
+    click.echo(
+        f"{'mean':<{width}}  {result.psnr:>13.2f} / {result.ssim:.4f}  "
+        f"{result.bicubic_psnr:>13.2f} / {result.bicubic_ssim:.4f}"
+    )

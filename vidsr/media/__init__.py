@@ -1,0 +1,1 @@
+"""PyAV in and out: probing, demux + decode to planes, encode + mux from planes."""

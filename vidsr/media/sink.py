@@ -1,0 +1,238 @@
+"""Encode Y'CbCr planes and mux them with the passthrough streams into a temporary file,
+renamed to the final name only when everything is written."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from vidsr.errors import OutputError
+from vidsr.media.source import PLANAR_8BIT, Planes, plane_view
+from vidsr.media.tags import ColourTags
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the upscaled video is encoded.  ``None`` leaves the encoder's own default."""
+
+    codec: str = "libx264"
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str = "yuv420p"
+    extra: tuple[tuple[str, str], ...] = ()  # further encoder options, name/value
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """What the output video stream is: size, timing and colour."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    frame_rate: Fraction
+    tags: ColourTags
+
+
+@dataclass
+class SinkReport:
+    frames: int = 0
+    retimed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def temporary_path(final: Path) -> Path:
+    """A hidden name beside ``final`` with the same extension, so the muxer is chosen alike."""
+    return final.with_name(f".{final.stem}.vidsr-{os.getpid()}.partial{final.suffix}")
+
+
+def output_error(path: Path, exc: BaseException) -> OutputError:
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC:
+        return OutputError(f"cannot write to {path}: no space left on device")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"cannot write to {path}: permission denied")
+    return OutputError(f"cannot write to {path}: {getattr(exc, 'strerror', None) or exc}")
+
+
+def check_output_path(final: Path, source: Path, *, overwrite: bool) -> None:
+    """Refuse what would lose data: writing over the input, or over a file without --overwrite."""
+    if final.resolve() == source.resolve():
+        raise OutputError(f"output {final} is the input; choose another name")
+    if final.is_dir():
+        raise OutputError(f"output {final} is a directory")
+    if final.exists() and not overwrite:
+        raise OutputError(f"{final} already exists (pass --overwrite to replace it)")
+    parent = final.parent if str(final.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write to {final}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write to {final}: permission denied")
+
+
+class VideoSink:
+    """An output container written at a temporary path; ``commit`` renames it into place."""
+
+    def __init__(self, final: Path, encode: EncodeOptions, video: VideoSpec, passthrough: list) -> None:
+        self.final = final
+        self.temp = temporary_path(final)
+        self.encode_options = encode
+        self.spec = video
+        self.report = SinkReport()
+        self._last_pts: int | None = None
+        try:
+            self.container = av.open(str(self.temp), mode="w")
+        except av.error.FFmpegError as exc:
+            self._remove_temp()
+            if isinstance(exc, av.error.ValueError) or "format" in str(exc).lower():
+                raise OutputError(f"cannot write {final}: unknown container format {final.suffix!r}") from None
+            raise output_error(final, exc) from None
+        try:
+            self.stream = self._add_video()
+            self.stream_map = self._add_passthrough(passthrough)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add_video(self) -> av.video.stream.VideoStream:
+        opts = self.encode_options
+        try:
+            stream = self.container.add_stream(opts.codec, rate=self.spec.frame_rate)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise OutputError(f"cannot encode {self.final}: unknown encoder {opts.codec!r} ({exc})") from None
+        if stream.type != "video":
+            raise OutputError(f"{opts.codec!r} is not a video encoder")
+        supported = {f.name for f in (stream.codec_context.codec.video_formats or [])}
+        if supported and opts.pix_fmt not in supported:
+            raise OutputError(f"{opts.codec} cannot encode {opts.pix_fmt}; it takes {', '.join(sorted(supported))}")
+        stream.width, stream.height = self.spec.width, self.spec.height
+        stream.pix_fmt = opts.pix_fmt
+        stream.time_base = self.spec.time_base
+        cc = stream.codec_context
+        cc.time_base = self.spec.time_base
+        tags = self.spec.tags
+        cc.colorspace, cc.color_range = tags.colorspace, tags.color_range
+        cc.color_primaries, cc.color_trc = tags.primaries, tags.transfer
+        options = dict(opts.extra)
+        if opts.crf is not None:
+            options["crf"] = str(opts.crf)
+        if opts.preset is not None:
+            options["preset"] = opts.preset
+        if options:
+            stream.options = options
+        return stream
+
+    def _add_passthrough(self, streams: list) -> dict[int, av.stream.Stream]:
+        """Copy each stream the container can hold; else re-encode audio to AAC, else drop, saying so."""
+        mapping: dict[int, av.stream.Stream] = {}
+        supported = self.container.supported_codecs
+        self._transcode: dict[int, av.audio.stream.AudioStream] = {}
+        for s in streams:
+            name = s.codec_context.name if s.codec_context else (s.codec_tag or "unknown")
+            label = f"{s.type} stream #{s.index} ({name})"
+            if name in supported:
+                try:
+                    out = self.container.add_stream_from_template(s)
+                    out.metadata.update(s.metadata)
+                    mapping[s.index] = out
+                    continue
+                except (av.error.FFmpegError, ValueError) as exc:
+                    log.debug("cannot copy %s: %s", label, exc)
+            if s.type == "audio" and "aac" in supported:
+                out = self.container.add_stream("aac", rate=s.codec_context.sample_rate)
+                out.layout = s.codec_context.layout
+                out.metadata.update(s.metadata)
+                self._transcode[s.index] = out
+                mapping[s.index] = out
+                self._warn(f"{label} re-encoded to AAC: {self.final.suffix} cannot hold {name}")
+            else:
+                self._warn(f"dropping {label}: {self.final.suffix} cannot hold it")
+        return mapping
+
+    def _warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+        log.warning(message)
+
+    # -- writing -------------------------------------------------------------------------
+    def write_frame(self, planes: Planes, pts: int) -> None:
+        frame = av.VideoFrame(self.spec.width, self.spec.height, self.encode_options.pix_fmt)
+        for plane, data in zip(frame.planes, planes, strict=True):
+            plane_view(plane)[...] = data
+        if self._last_pts is not None and pts <= self._last_pts:
+            # Encoders need strictly increasing pts; duplicates in the input get nudged by a tick.
+            pts = self._last_pts + 1
+            self.report.retimed += 1
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = self.spec.time_base
+        tags = self.spec.tags
+        frame.colorspace, frame.color_range = tags.colorspace, tags.color_range
+        self._mux(self.stream.encode(frame))
+        self.report.frames += 1
+
+    def write_packet(self, packet: av.Packet) -> None:
+        index = packet.stream.index
+        out = self.stream_map.get(index)
+        if out is None:
+            return
+        if index in self._transcode:
+            for frame in packet.decode():
+                frame.pts = None  # let the encoder's sample counter time it, as its frame size differs
+                self._mux(out.encode(frame))
+            return
+        packet.stream = out
+        self._mux([packet])
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        try:
+            self.container.mux(packets)
+        except av.error.FFmpegError as exc:
+            raise output_error(self.final, exc) from None
+
+    def finish(self) -> None:
+        """Flush encoders and write the trailer (still under the temporary name)."""
+        try:
+            self._mux(self.stream.encode(None))
+            for out in self._transcode.values():
+                self._mux(out.encode(None))
+            self.container.close()
+        except OSError as exc:
+            raise output_error(self.final, exc) from None
+
+    def commit(self) -> None:
+        try:
+            os.replace(self.temp, self.final)
+        except OSError as exc:
+            self._remove_temp()
+            raise output_error(self.final, exc) from None
+
+    def abort(self) -> None:
+        """Close without caring for errors, and leave nothing behind."""
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - the run already failed; the original error matters
+            pass
+        self._remove_temp()
+
+    def _remove_temp(self) -> None:
+        try:
+            self.temp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def pixel_layout(pix_fmt: str) -> tuple[int, int]:
+    """Chroma subsampling (x, y) of an 8-bit planar output format."""
+    if pix_fmt not in PLANAR_8BIT:
+        raise OutputError(f"output pixel format {pix_fmt!r} is not supported; use one of {', '.join(PLANAR_8BIT)}")
+    sub_x, sub_y, _ = PLANAR_8BIT[pix_fmt]
+    return sub_x, sub_y
+
+

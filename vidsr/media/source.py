@@ -1,0 +1,282 @@
+"""Demux once, decode video to 8-bit Y'CbCr planes, hand every other packet on untouched.
+
+The source yields, in file order, :class:`DecodedFrame` items for the video stream
+and raw ``av.Packet`` items for every stream that is copied to the output.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from vidsr.colour import rgb_to_ycbcr
+from vidsr.errors import InputError
+from vidsr.media.inputs import open_input, video_stream
+from vidsr.media.tags import ColourTags, resolve, ycbcr_format
+
+log = logging.getLogger(__name__)
+
+# pix_fmt -> (chroma subsampling x, y, full range) for formats whose planes we take as they are.
+PLANAR_8BIT = {
+    "yuv420p": (2, 2, False),
+    "yuvj420p": (2, 2, True),
+    "yuv422p": (2, 1, False),
+    "yuvj422p": (2, 1, True),
+    "yuv444p": (1, 1, False),
+    "yuvj444p": (1, 1, True),
+}
+# How many decoded frames we hold back to put timestamps in presentation order (see _Retimer).
+REORDER_WINDOW = 16
+
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class DecodedFrame:
+    index: int
+    pts: int
+    planes: Planes
+
+
+@dataclass(frozen=True)
+class PlaneLayout:
+    """How decoded frames are laid out once converted: size and chroma subsampling."""
+
+    width: int
+    height: int
+    sub_x: int
+    sub_y: int
+
+    @property
+    def chroma_size(self) -> tuple[int, int]:
+        return -(-self.height // self.sub_y), -(-self.width // self.sub_x)
+
+
+def plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A (height, width) uint8 view of a plane, without the line padding."""
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+
+
+class _FrameConverter:
+    """Turns decoded frames of one stream into Y'CbCr planes, choosing the cheapest path once."""
+
+    def __init__(self, first: av.VideoFrame, tags: ColourTags) -> None:
+        name = first.format.name
+        self.tags = tags
+        self.reformat_to: str | None = None
+        self.note: str | None = None
+        if name in PLANAR_8BIT:
+            self.mode = "planar"
+            sub_x, sub_y, _ = PLANAR_8BIT[name]
+        elif first.format.is_rgb or first.format.has_palette:
+            # RGB sources (Cinepak, PNG...): we convert with the matrix we will tag the output with.
+            self.mode = "rgb"
+            sub_x, sub_y = 1, 1
+        elif name in ("gray", "gray8"):
+            self.mode = "gray"
+            sub_x, sub_y = 2, 2
+        else:
+            # nv12, 10-bit and other layouts: swscale to 8-bit planar, same matrix.
+            self.mode = "planar"
+            full = first.color_range == 2
+            chroma_full = first.format.chroma_width(first.width) == first.width
+            self.reformat_to = ("yuvj444p" if full else "yuv444p") if chroma_full else (
+                "yuvj420p" if full else "yuv420p")
+            sub_x, sub_y, _ = PLANAR_8BIT[self.reformat_to]
+            bits = max(c.bits for c in first.format.components)
+            if bits > 8:
+                self.note = f"input is {name}: processed at 8 bits per sample"
+        self.layout = PlaneLayout(first.width, first.height, sub_x, sub_y)
+
+    def __call__(self, frame: av.VideoFrame) -> Planes:
+        if (frame.width, frame.height) != (self.layout.width, self.layout.height):
+            # A mid-stream size change: the encoder has one size, so scale to it.
+            frame = frame.reformat(width=self.layout.width, height=self.layout.height)
+        if self.mode == "planar":
+            if self.reformat_to:
+                frame = frame.reformat(format=self.reformat_to)
+            return tuple(plane_view(p).copy() for p in frame.planes[:3])  # type: ignore[return-value]
+        if self.mode == "gray":
+            y = plane_view(frame.planes[0]).copy()
+            ch, cw = self.layout.chroma_size
+            grey = np.full((ch, cw), 128, np.uint8)
+            return y, grey, grey.copy()
+        rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float().div_(255.0)
+        ycc = rgb_to_ycbcr(rgb, ycbcr_format(self.tags)).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        return tuple(p.numpy() for p in ycc)  # type: ignore[return-value]
+
+
+class _Retimer:
+    """Gives frames their timestamps in presentation order.
+
+    Some files store decode-order timestamps (pts == dts on every packet although
+    the stream has B-frames); decoded frames then come out with pts out of order.
+    Each frame leaves a short window holding back REORDER_WINDOW frames and takes
+    the smallest timestamp seen but not yet given: for a well-formed stream that is
+    its own pts, for a scrambled one the right presentation time.
+    """
+
+    def __init__(self, window: int = REORDER_WINDOW) -> None:
+        self.window = window
+        self.frames: deque[tuple[int, Planes]] = deque()
+        self.heap: list[int] = []
+        self.last: int | None = None
+        self.step = 1
+
+    def push(self, index: int, pts: int | None, planes: Planes) -> Iterator[DecodedFrame]:
+        if pts is None:  # no timestamp at all: continue the cadence
+            pts = (max(self.heap) if self.heap else (self.last if self.last is not None else -self.step)) + self.step
+        heapq.heappush(self.heap, pts)
+        self.frames.append((index, planes))
+        while len(self.frames) > self.window:
+            yield self._pop()
+
+    def drain(self) -> Iterator[DecodedFrame]:
+        while self.frames:
+            yield self._pop()
+
+    def _pop(self) -> DecodedFrame:
+        index, planes = self.frames.popleft()
+        pts = heapq.heappop(self.heap)
+        if self.last is not None and pts > self.last:
+            self.step = min(self.step, pts - self.last) if self.step > 1 else pts - self.last
+        self.last = pts
+        return DecodedFrame(index, pts, planes)
+
+
+class VideoSource:
+    """An opened input: its video stream, the streams to pass through, and an item iterator."""
+
+    def __init__(self, path: str | Path, *, threads: bool = True) -> None:
+        self.path = Path(path)
+        self.container = open_input(self.path)
+        try:
+            self.video = video_stream(self.container, self.path)
+            if threads:
+                self.video.thread_type = "AUTO"
+            self.corrupt_packets = 0
+            self.frames_decoded = 0
+            self.passthrough = [
+                s for s in self.container.streams if s is not self.video and s.type in ("audio", "subtitle", "data")
+            ]
+            self._packets = self.container.demux(self.video, *self.passthrough)
+            self._pending: deque[av.Packet | av.VideoFrame] = deque()
+            first = self._prime()
+            raw = ColourTags(first.colorspace, first.color_range, first.color_primaries, first.color_trc)
+            full = PLANAR_8BIT.get(first.format.name, (0, 0, False))[2]
+            self.tags = resolve(raw, first.width, first.height, full_range_format=full)
+            self.input_tags = raw
+            self._convert = _FrameConverter(first, self.tags)
+            self.layout = self._convert.layout
+            self.note = self._convert.note
+        except BaseException:
+            self.container.close()
+            raise
+
+    # -- facts about the input ---------------------------------------------------------
+    @property
+    def time_base(self) -> Fraction:
+        return self.video.time_base
+
+    @property
+    def frame_rate(self) -> Fraction:
+        return self.video.average_rate or self.video.guessed_rate or Fraction(25)
+
+    @property
+    def frames_estimate(self) -> int | None:
+        """The container's frame count or duration x rate; None when it says nothing."""
+        if self.video.frames:
+            return int(self.video.frames)
+        if self.video.duration and self.video.time_base:
+            return int(round(float(self.video.duration * self.video.time_base * self.frame_rate)))
+        if self.container.duration:
+            return int(round(self.container.duration / 1_000_000 * float(self.frame_rate)))
+        return None
+
+    # -- reading -----------------------------------------------------------------------
+    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            return list(packet.decode())
+        except av.error.FFmpegError as exc:
+            # Like ffmpeg: a damaged packet costs its frame, not the run.
+            self.corrupt_packets += 1
+            log.debug("corrupt packet at pts %s: %s", packet.pts, exc)
+            return []
+
+    def _next_raw(self) -> Iterator[av.Packet | av.VideoFrame]:
+        """Packets of passthrough streams and decoded video frames, in file order."""
+        while True:
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:
+                # The demuxer itself gave up: a cut-off or damaged file.
+                if self.frames_decoded == 0 and not self._pending:
+                    raise InputError(f"cannot read {self.path}: damaged or truncated ({exc.strerror})") from None
+                self.corrupt_packets += 1
+                log.debug("demux error: %s", exc)
+                continue
+            if packet.stream is self.video:
+                yield from self._decode(packet)  # a flush packet (size 0) drains the decoder
+            elif packet.size:
+                yield packet
+
+    def _prime(self) -> av.VideoFrame:
+        """Read up to the first decodable frame, keeping what came before it for later."""
+        self._raw = self._next_raw()
+        for item in self._raw:
+            self._pending.append(item)
+            if isinstance(item, av.VideoFrame):
+                return item
+        raise InputError(
+            f"cannot read {self.path}: no decodable video frame"
+            + (f" ({self.corrupt_packets} damaged packets)" if self.corrupt_packets else "")
+        )
+
+    def items(self) -> Iterator[DecodedFrame | av.Packet]:
+        """Every decoded frame (as planes, with presentation-ordered pts) and passthrough packet."""
+        retimer = _Retimer()
+        index = 0
+        held: list[av.Packet] = []
+
+        def source() -> Iterator[av.Packet | av.VideoFrame]:
+            while self._pending:
+                yield self._pending.popleft()
+            yield from self._raw
+
+        for item in source():
+            if isinstance(item, av.VideoFrame):
+                self.frames_decoded += 1
+                ready = list(retimer.push(index, item.pts, self._convert(item)))
+                index += 1
+                yield from ready
+                if ready and held:
+                    yield from held
+                    held.clear()
+            else:
+                # Packets wait with the frames the retimer holds, so they keep their place.
+                held.append(item)
+                if len(held) > 4 * REORDER_WINDOW:
+                    yield from held
+                    held.clear()
+        yield from retimer.drain()
+        yield from held
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,102 @@
+"""Weights files: safetensors with JSON metadata, checked against the model they load into."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vidsr.errors import ModelError
+
+SHIPPED_DIR = Path(__file__).parent / "weights"
+
+
+def shipped_weights_path(model: str, scale: int) -> Path | None:
+    """The weights file shipped in the package for ``model`` at ``scale``, if any."""
+    path = SHIPPED_DIR / f"{model}_x{scale}.safetensors"
+    return path if path.is_file() else None
+
+
+def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, Any], *, half: bool = False) -> None:
+    """Write ``module``'s state dict as safetensors; each metadata value is stored as JSON."""
+    tensors = {}
+    for key, value in module.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        if half and value.is_floating_point():
+            value = value.half()
+        tensors[key] = value
+    save_file(tensors, str(path), metadata={k: json.dumps(v) for k, v in metadata.items()})
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of a safetensors file, each value decoded from JSON where it is JSON."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"cannot read weights {path}: {exc}") from None
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    if not path.is_file():
+        raise ModelError(f"weights file {path} does not exist")
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        # Never unpickle arbitrary objects from a user's file.
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+            raise ModelError(f"cannot read weights {path}: {exc}") from None
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        if not isinstance(state, dict):
+            raise ModelError(f"weights {path} hold no state dict")
+        return state, {}
+    try:
+        return load_file(str(path)), read_metadata(path)
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"cannot read weights {path}: {exc}") from None
+
+
+def load_weights(module: nn.Module, path: str | Path, *, arch: str, scale: int) -> dict[str, Any]:
+    """Load ``path`` into ``module`` after checking it was made for ``arch`` x``scale``.
+
+    Returns the file's metadata.  Any mismatch is a :class:`ModelError` naming the file.
+    """
+    path = Path(path)
+    state, meta = _read_tensors(path)
+    made_for = (meta.get("architecture"), meta.get("scale"))
+    if made_for[0] is not None and (made_for[0] != arch or int(made_for[1] or scale) != scale):
+        raise ModelError(f"weights {path} are for {made_for[0]} x{made_for[1]}, not {arch} x{scale}")
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} is {tuple(state[k].shape)}, expected {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing ({', '.join(missing[:3])})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})")
+        if wrong:
+            problems.append(f"{len(wrong)} of the wrong shape ({'; '.join(wrong[:2])})")
+        raise ModelError(f"weights {path} do not fit {arch} x{scale}: tensors {', '.join(problems)}")
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    return meta

@@ -1,0 +1,118 @@
+"""Separable image resampling with the kernels and arithmetic of Pillow.
+
+Pillow's convolution resampler (support stretched by the scale factor when
+shrinking, i.e. antialiased) is what the SR literature uses to make LR images,
+and what DESIGN.md's bicubic figures were measured with.  Torch has no Lanczos
+and its plain bicubic uses a=-0.75, so we compute Pillow's taps ourselves and
+apply them with one gather and one weighted sum per axis: O(taps x output),
+on any device and dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import lru_cache
+
+import torch
+
+KERNELS = ("nearest", "bilinear", "bicubic", "lanczos")
+
+
+def _bicubic(x: float, a: float = -0.5) -> float:
+    x = abs(x)
+    if x < 1.0:
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    if x < 2.0:
+        return (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    return 0.0
+
+
+def _triangle(x: float) -> float:
+    x = abs(x)
+    return 1.0 - x if x < 1.0 else 0.0
+
+
+def _sinc(x: float) -> float:
+    if x == 0.0:
+        return 1.0
+    x *= math.pi
+    return math.sin(x) / x
+
+
+def _lanczos(x: float) -> float:
+    return _sinc(x) * _sinc(x / 3.0) if -3.0 <= x < 3.0 else 0.0
+
+
+_FILTERS: dict[str, tuple[Callable[[float], float], float]] = {
+    "bilinear": (_triangle, 1.0),
+    "bicubic": (_bicubic, 2.0),
+    "lanczos": (_lanczos, 3.0),
+}
+
+
+@lru_cache(maxsize=64)
+def _taps(in_size: int, out_size: int, kernel: str, antialias: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source indices and weights, each (out_size, taps), exactly as Pillow computes them."""
+    scale = in_size / out_size
+    if kernel == "nearest":
+        idx = [[min(int((i + 0.5) * scale), in_size - 1)] for i in range(out_size)]
+        return torch.tensor(idx, dtype=torch.long), torch.ones(out_size, 1, dtype=torch.float64)
+    if kernel not in _FILTERS:
+        raise ValueError(f"unknown resampling kernel {kernel!r}; choose from {', '.join(KERNELS)}")
+    fn, base_support = _FILTERS[kernel]
+    filter_scale = max(scale, 1.0) if antialias else 1.0
+    support = base_support * filter_scale
+    ntaps = int(math.ceil(support)) * 2 + 1
+    idx = torch.zeros(out_size, ntaps, dtype=torch.long)
+    wts = torch.zeros(out_size, ntaps, dtype=torch.float64)
+    for i in range(out_size):
+        center = (i + 0.5) * scale
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), in_size)
+        w = [fn((j + lo - center + 0.5) / filter_scale) for j in range(hi - lo)]
+        total = sum(w)
+        for k, wk in enumerate(w):
+            idx[i, k] = lo + k
+            wts[i, k] = wk / total if total else 0.0
+    return idx, wts
+
+
+def _resample_last(x: torch.Tensor, out_size: int, kernel: str, antialias: bool) -> torch.Tensor:
+    in_size = x.shape[-1]
+    if in_size == out_size and kernel != "nearest":
+        return x
+    idx, wts = _taps(in_size, out_size, kernel, antialias)
+    idx = idx.to(x.device)
+    wts = wts.to(device=x.device, dtype=x.dtype)
+    gathered = x.index_select(-1, idx.flatten()).unflatten(-1, idx.shape)
+    return (gathered * wts).sum(-1)
+
+
+def resize(
+    x: torch.Tensor,
+    size: tuple[int, int],
+    kernel: str = "bicubic",
+    *,
+    antialias: bool = True,
+    like_pillow_8bit: bool = False,
+) -> torch.Tensor:
+    """Resize the last two dims of a float tensor ``(..., H, W)`` to ``size`` = (height, width).
+
+    Values are not clamped: bicubic and Lanczos overshoot, the caller quantises.
+    ``like_pillow_8bit`` rounds and clamps to the 8-bit grid between the horizontal
+    and the vertical pass, as Pillow does for 8-bit images, so results match it exactly.
+    """
+    if not x.is_floating_point():
+        raise TypeError("resize expects a floating-point tensor")
+    height, width = size
+    x = _resample_last(x, width, kernel, antialias)
+    if like_pillow_8bit:
+        x = x.mul(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
+    x = _resample_last(x.transpose(-1, -2), height, kernel, antialias).transpose(-1, -2)
+    return x.contiguous()
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Quantise [0, 1] floats to uint8 with rounding, as an 8-bit image would store them."""
+    return x.mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)

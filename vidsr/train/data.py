@@ -1,0 +1,73 @@
+"""Training pairs made on the fly: random HR crops, flips and 90° rotations, LR by the eval's degradation.
+
+The LR side is made with exactly the evaluation protocol's downscaling
+(:func:`vidsr.evaluate.bicubic_down`: Pillow's antialiased bicubic, 8-bit), so
+the network learns to invert the degradation it is measured on.  All
+randomness comes from one numpy generator whose state is saved in checkpoints,
+so a resumed run draws the same patches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidsr.colour import BT601_STUDIO, rgb_to_luma
+from vidsr.errors import InputError
+from vidsr.evaluate import bicubic_down, list_images, load_rgb
+
+
+def load_folder(folder: str | Path) -> list[torch.Tensor]:
+    """Every image of ``folder`` as a uint8 ``(3, H, W)`` tensor (uint8 keeps 20 photos at ~100 MB)."""
+    return [load_rgb(p).mul_(255.0).round_().to(torch.uint8) for p in list_images(folder)]
+
+
+class PatchSampler:
+    """Draws batches of (LR, HR) patch pairs from images held in memory.
+
+    ``colour`` is ``"rgb"`` (3 channels) or ``"y"`` (BT.601 studio luma, the
+    channel ESPCN sees at inference).  Y is taken after degrading the RGB patch,
+    as the evaluation does.
+    """
+
+    def __init__(self, images: list[torch.Tensor], *, scale: int, patch: int, colour: str, seed: int) -> None:
+        if patch % scale:
+            raise InputError(f"the HR patch size ({patch}) must be a multiple of the scale ({scale})")
+        small = [tuple(im.shape[-2:]) for im in images if min(im.shape[-2:]) < patch]
+        if small or not images:
+            raise InputError(f"training images must be at least {patch}x{patch} pixels (found {small or 'none'})")
+        self.images = images
+        self.scale = scale
+        self.patch = patch
+        self.colour = colour
+        self.rng = np.random.default_rng(seed)
+        self.drawn = 0  # batches drawn: the sampler's position, saved with its generator state
+
+    def _crop(self) -> torch.Tensor:
+        im = self.images[int(self.rng.integers(len(self.images)))]
+        h, w = im.shape[-2:]
+        top = int(self.rng.integers(h - self.patch + 1))
+        left = int(self.rng.integers(w - self.patch + 1))
+        crop = im[:, top : top + self.patch, left : left + self.patch]
+        if self.rng.random() < 0.5:
+            crop = crop.flip(-1)
+        return torch.rot90(crop, int(self.rng.integers(4)), dims=(-2, -1))
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR, HR) float tensors in [0, 1]: ``(size, C, patch/scale, patch/scale)`` and ``(size, C, patch, patch)``."""
+        hr = torch.stack([self._crop() for _ in range(size)]).float().div_(255.0)
+        lr = bicubic_down(hr, self.scale)
+        self.drawn += 1
+        if self.colour == "y":
+            return rgb_to_luma(lr, BT601_STUDIO), rgb_to_luma(hr, BT601_STUDIO)
+        return lr, hr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "drawn": self.drawn}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.drawn = int(state["drawn"])

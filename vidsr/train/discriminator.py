@@ -1,0 +1,40 @@
+"""The SRGAN discriminator (Ledig et al. 2017, fig. 4): eight 3x3 convs, 64 -> 512, strided every other."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _block(cin: int, cout: int, stride: int, bn: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride, 1)]
+    if bn:
+        layers.append(nn.BatchNorm2d(cout))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return layers
+
+
+class Discriminator(nn.Module):
+    """Returns one logit per image (real vs super-resolved)."""
+
+    def __init__(self, channels: int = 3, features: int = 64) -> None:
+        super().__init__()
+        f = features
+        self.body = nn.Sequential(
+            *_block(channels, f, 1, bn=False),
+            *_block(f, f, 2),
+            *_block(f, 2 * f, 1),
+            *_block(2 * f, 2 * f, 2),
+            *_block(2 * f, 4 * f, 1),
+            *_block(4 * f, 4 * f, 2),
+            *_block(4 * f, 8 * f, 1),
+            *_block(8 * f, 8 * f, 2),
+        )
+        # The paper's 96x96 crops end at 6x6; pooling to 6x6 lets other patch sizes through unchanged.
+        self.pool = nn.AdaptiveAvgPool2d(6)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(8 * f * 36, 1024), nn.LeakyReLU(0.2, inplace=True), nn.Linear(1024, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.body(x))).squeeze(1)

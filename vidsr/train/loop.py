@@ -1,0 +1,353 @@
+"""The training loop behind ``vidsr train``: one function, options in a frozen dataclass.
+
+* Periodic validation by the evaluation protocol (PSNR/SSIM on Y); the best
+  weights are kept, in the checkpoint and as ``<out>.best.safetensors``.
+* Checkpoints hold the model, optimiser(s), AMP scaler, step, elapsed seconds,
+  the RNG states (torch, numpy, python) and the patch sampler's state, so a
+  resumed run continues exactly as an uninterrupted run of the same seed would.
+  Ctrl-C writes a checkpoint before stopping.
+* The learning rate is a pure function of the step (cosine decay), so nothing
+  about the schedule has to be restored.
+* At the end the best weights are written as ``<out stem>.safetensors`` (fp16)
+  with the metadata ``vidsr models`` reads, measured on the full validation set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidsr.errors import InputError, ModelError
+from vidsr.evaluate import bicubic_down, evaluate_images, list_images, load_rgb, module_upscaler
+from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
+from vidsr.models import get_spec
+from vidsr.models.weights import load_weights, save_weights
+from vidsr.train.data import PatchSampler, load_folder
+from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss, pixel_loss
+
+TRAINABLE = ("espcn", "srresnet", "srgan")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run.  ``patch`` is the HR crop side (a multiple of ``scale``)."""
+
+    model: str
+    scale: int
+    data: str
+    val: str
+    out: str
+    steps: int = 20000
+    batch: int = 16
+    patch: int = 0  # 0: 24 x scale for espcn, 96 for the SRResNet family (the paper's crops)
+    lr: float = 1e-3
+    lr_min_factor: float = 0.01  # cosine decay from lr to lr x this over the run
+    loss: str = "l1"
+    seed: int = 0
+    device: str = "cpu"
+    resume: str | None = None
+    val_every: int = 1000
+    val_crop: int = 0  # >0: validate during training on centre crops of this side (final figures use full images)
+    init: str | None = None  # srgan: trained srresnet weights to start from
+    vgg_weights: str | None = None  # srgan: torchvision-format VGG19 state dict
+    adv_weight: float = 1e-3
+    stop_at: int = 0  # >0: checkpoint and stop after this step, as an interruption would (resumable)
+    progress: bool = True
+
+    @property
+    def hr_patch(self) -> int:
+        if self.patch:
+            return self.patch
+        return 24 * self.scale if self.model == "espcn" else 96
+
+    def check(self) -> None:
+        if self.model not in TRAINABLE:
+            raise ModelError(f"cannot train {self.model!r}; trainable models are {', '.join(TRAINABLE)}")
+        spec = get_spec(self.model)
+        if self.scale not in spec.scales:
+            raise ModelError(f"{self.model} supports scales {', '.join(map(str, spec.scales))}, not {self.scale}")
+        if self.steps < 1 or self.batch < 1 or self.val_every < 1:
+            raise InputError("--steps, --batch and the validation interval must be positive")
+        if self.hr_patch % self.scale:
+            raise InputError(f"--patch {self.hr_patch} is not a multiple of the scale {self.scale}")
+        if self.model == "srgan" and self.init is None:
+            raise ModelError("srgan fine-tunes a trained srresnet: pass its weights with --init")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    step: int
+    best_step: int
+    best_psnr: float
+    checkpoint: Path
+    weights: Path | None  # the exported fp16 weights with metadata (None when stopped early)
+    log: Path
+    metadata: dict[str, Any]
+
+
+def lr_at(config: TrainConfig, step: int) -> float:
+    """Cosine decay from ``lr`` to ``lr * lr_min_factor`` over ``steps``."""
+    floor = config.lr * config.lr_min_factor
+    return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
+
+
+def _paths(config: TrainConfig) -> tuple[Path, Path, Path, Path]:
+    out = Path(config.out)
+    return out, out.with_suffix(".jsonl"), out.with_suffix(".best.safetensors"), out.with_suffix(".safetensors")
+
+
+def _val_pairs(config: TrainConfig, crop: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Validation (LR RGB, HR Y 0..255) pairs, made once; centre crops of side ``crop`` when ``crop`` > 0."""
+    pairs = []
+    for path in list_images(config.val):
+        hr = load_rgb(path)
+        if crop:
+            h, w = hr.shape[-2:]
+            ch, cw = min(crop, h), min(crop, w)
+            top, left = (h - ch) // 2, (w - cw) // 2
+            hr = hr[:, top : top + ch, left : left + cw]
+        hr = mod_crop(hr, config.scale)
+        pairs.append((bicubic_down(hr, config.scale), luma_255(hr)))
+    return pairs
+
+
+def _validate(module: nn.Module, colour: str, pairs: list, scale: int, device: str) -> tuple[float, float]:
+    module.eval()
+    upscale = module_upscaler(module, colour, device)
+    scores = [psnr_ssim_y(upscale(lr), hr_y, scale) for lr, hr_y in pairs]
+    module.train()
+    return float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores]))
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _short_path(path: str) -> str:
+    # Metadata names the data by its last three parts ("shared/data/train"), not this machine's layout.
+    return "/".join(Path(path).resolve().parts[-3:])
+
+
+def export_metadata(config: TrainConfig, seconds: float, final: Any, steps_done: int) -> dict[str, Any]:
+    spec = get_spec(config.model)
+    return {
+        "architecture": spec.architecture,
+        "model": config.model,
+        "scale": config.scale,
+        "recipe": {
+            "steps": steps_done,
+            "patch": config.hr_patch,
+            "batch": config.batch,
+            "lr": config.lr,
+            "loss": "vgg54+adversarial" if config.model == "srgan" else config.loss,
+            "seed": config.seed,
+            "data": _short_path(config.data),
+            "device": config.device,
+            "seconds": round(seconds, 1),
+        },
+        "val_psnr": round(final.psnr, 4),
+        "val_ssim": round(final.ssim, 5),
+        "bicubic_psnr": round(final.bicubic_psnr, 4),
+        "bicubic_ssim": round(final.bicubic_ssim, 5),
+        "val_set": _short_path(config.val),
+    }
+
+
+def export_weights(config: TrainConfig, state: dict[str, torch.Tensor], dest: Path, seconds: float, steps: int):
+    """Write ``state`` as fp16 safetensors with metadata measured, from the fp16 weights, on the full val set."""
+    spec = get_spec(config.model)
+    module = spec.builder(scale=config.scale)
+    module.load_state_dict(state)
+    # Measure what ships: round-trip through fp16 first.
+    module.load_state_dict({k: v.half().to(v.dtype) if v.is_floating_point() else v for k, v in state.items()})
+    module.eval()
+    images = [(p.name, load_rgb(p)) for p in list_images(config.val)]
+    final = evaluate_images(images, config.scale, module_upscaler(module, spec.colour), model=config.model)
+    meta = export_metadata(config, seconds, final, steps)
+    save_weights(module, dest, meta, half=True)
+    return meta
+
+
+def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Train ``config.model`` and return where the checkpoint, log and weights are."""
+    from tqdm import tqdm
+
+    config.check()
+    spec = get_spec(config.model)
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda asked for, but torch sees no CUDA GPU")
+    ckpt_path, log_path, best_path, weights_path = _paths(config)
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+
+    _seed_everything(config.seed)
+    model = spec.builder(scale=config.scale)
+    if config.init:
+        load_weights(model, config.init, arch=spec.architecture, scale=config.scale)
+    model.to(device).train()
+    sampler = PatchSampler(
+        load_folder(config.data), scale=config.scale, patch=config.hr_patch, colour=spec.colour, seed=config.seed
+    )
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    disc = disc_opt = gen_loss = None
+    criterion = pixel_loss(config.loss)
+    if config.model == "srgan":
+        from vidsr.train.discriminator import Discriminator
+        from vidsr.train.vgg import load_vgg19
+
+        gen_loss = SRGANGeneratorLoss(load_vgg19(config.vgg_weights).to(device), config.adv_weight)
+        disc = Discriminator().to(device).train()
+        disc_opt = torch.optim.Adam(disc.parameters(), lr=config.lr)
+
+    step, seconds = 0, 0.0
+    best = {"psnr": -math.inf, "ssim": 0.0, "step": 0}
+    best_state: dict[str, torch.Tensor] | None = None
+    if config.resume:
+        ckpt = _load_checkpoint(config.resume)
+        model.load_state_dict(ckpt["model"])
+        optimiser.load_state_dict(ckpt["optimiser"])
+        scaler.load_state_dict(ckpt["scaler"])
+        if disc is not None:
+            disc.load_state_dict(ckpt["disc"])
+            disc_opt.load_state_dict(ckpt["disc_opt"])
+        sampler.load_state_dict(ckpt["sampler"])
+        _set_rng_state(ckpt["rng"])
+        step, seconds, best, best_state = ckpt["step"], ckpt["seconds"], ckpt["best"], ckpt["best_state"]
+
+    def save_checkpoint() -> None:
+        payload = {
+            "config": asdict(replace(config, resume=None)),
+            "step": step,
+            "seconds": seconds,
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "scaler": scaler.state_dict(),
+            "sampler": sampler.state_dict(),
+            "rng": _rng_state(),
+            "best": best,
+            "best_state": best_state,
+        }
+        if disc is not None:
+            payload["disc"] = disc.state_dict()
+            payload["disc_opt"] = disc_opt.state_dict()
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(ckpt_path)  # an interrupted save never leaves a half checkpoint
+
+    val_pairs = _val_pairs(config, config.val_crop)
+    last = config.stop_at if 0 < config.stop_at < config.steps else config.steps
+    bar = tqdm(total=config.steps, initial=step, disable=not config.progress, desc=f"{config.model} x{config.scale}")
+    running: list[float] = []
+    started = time.perf_counter()
+    try:
+        while step < last:
+            lr_now = lr_at(config, step)
+            for group in optimiser.param_groups:
+                group["lr"] = lr_now
+            lr_img, hr_img = sampler.batch(config.batch)
+            lr_img, hr_img = lr_img.to(device), hr_img.to(device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                sr = model(lr_img)
+                if disc is None:
+                    loss = criterion(sr.float(), hr_img)
+                else:
+                    parts = gen_loss(sr.float(), hr_img, disc(sr))
+                    loss = parts["loss"]
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            if disc is not None:
+                for group in disc_opt.param_groups:
+                    group["lr"] = lr_now
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    d_loss = discriminator_loss(disc(hr_img), disc(sr.detach()))
+                disc_opt.zero_grad(set_to_none=True)
+                scaler.scale(d_loss).backward()
+                scaler.step(disc_opt)
+            scaler.update()
+            step += 1
+            running.append(loss.item())
+            bar.update(1)
+            if step % config.val_every == 0 or step == last:
+                seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                val_psnr, val_ssim = _validate(model, spec.colour, val_pairs, config.scale, device)
+                if val_psnr > best["psnr"]:
+                    best = {"psnr": val_psnr, "ssim": val_ssim, "step": step}
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    save_weights(model, best_path, {"model": config.model, "scale": config.scale, "step": step})
+                record = {
+                    "step": step,
+                    "loss": float(np.mean(running)),
+                    "val_psnr": val_psnr,
+                    "val_ssim": val_ssim,
+                    "best_psnr": best["psnr"],
+                    "best_step": best["step"],
+                    "lr": lr_now,
+                    "seconds": round(seconds, 1),
+                }
+                running.clear()
+                with log_path.open("a") as log:
+                    log.write(json.dumps(record) + "\n")
+                bar.set_postfix(loss=f"{record['loss']:.4f}", psnr=f"{val_psnr:.2f}", best=f"{best['psnr']:.2f}")
+                if on_validation:
+                    on_validation(record)
+                save_checkpoint()
+                started = time.perf_counter()
+    except KeyboardInterrupt:
+        seconds += time.perf_counter() - started
+        save_checkpoint()
+        raise
+    finally:
+        bar.close()
+
+    meta: dict[str, Any] = {}
+    exported = None
+    if step >= config.steps and best_state is not None:
+        meta = export_weights(config, best_state, weights_path, seconds, step)
+        exported = weights_path
+    return TrainResult(step, best["step"], best["psnr"], ckpt_path, exported, log_path, meta)
+
+
+def _load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        # Only tensors and plain containers: weights_only refuses anything that could run code.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"cannot read checkpoint {path}: {exc}") from None
+
+
+__all__ = ["TRAINABLE", "TrainConfig", "TrainResult", "lr_at", "train"]

@@ -1,0 +1,174 @@
+"""``upscale_video`` and ``upscale_image_file``: the library's whole-file entry points."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidsr.errors import InputError, OutputError
+from vidsr.media.sink import EncodeOptions, VideoSink, VideoSpec, check_output_path, pixel_layout
+from vidsr.media.source import DecodedFrame, VideoSource
+from vidsr.media.tags import ycbcr_format
+from vidsr.pipeline import Pipeline
+from vidsr.progress import progress_bar
+from vidsr.upscaler import PlaneBatch, Upscaler, output_geometry
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class UpscaleSummary:
+    """What a run did: returned by :func:`upscale_video`, printed by ``--json``."""
+
+    input: str
+    output: str
+    model: str
+    scale: int
+    backend: str
+    precision: str
+    frames_in: int
+    frames_out: int
+    seconds: float
+    fps: float
+    width: int
+    height: int
+    corrupt_packets: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_output(src: Path, scale: int) -> Path:
+    """``cctv.mp4`` -> ``cctv.x2.mp4`` beside the input."""
+    return src.with_name(f"{src.stem}.x{scale}{src.suffix}")
+
+
+def upscale_video(
+    src: str | Path,
+    dst: str | Path | None = None,
+    *,
+    model: str = "espcn",
+    scale: int = 2,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    backend: str = "auto",
+    batch_size: int | None = None,
+    encode: EncodeOptions | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    upscaler: Upscaler | None = None,
+) -> UpscaleSummary:
+    """Upscale every frame of ``src`` into ``dst`` (default ``<stem>.x<scale><ext>``).
+
+    Sound, subtitles and data are copied; timestamps and colour tags are kept.  The
+    output appears under its final name only once complete.  Pass ``upscaler`` to
+    reuse a loaded model across files.
+    """
+    src = Path(src)
+    up = upscaler or Upscaler(model, scale, weights=weights, device=device, precision=precision, backend=backend)
+    final = Path(dst) if dst is not None else default_output(src, up.scale)
+    encode = encode or EncodeOptions()
+    sub_x, sub_y = pixel_layout(encode.pix_fmt)
+    with VideoSource(src) as source:
+        check_output_path(final, src, overwrite=overwrite)
+        layout = source.layout
+        geometry = output_geometry(layout.height, layout.width, up.scale, sub_x, sub_y)
+        warnings = [source.note] if source.note else []
+        if (geometry.height, geometry.width) != (layout.height * up.scale, layout.width * up.scale):
+            warnings.append(
+                f"output trimmed to {geometry.width}x{geometry.height}: {encode.pix_fmt} needs even sizes"
+            )
+        fmt = ycbcr_format(source.tags)
+        spec = VideoSpec(geometry.width, geometry.height, source.time_base, source.frame_rate, source.tags)
+        batch = batch_size or (8 if up.device.type == "cuda" else 2)
+        pin = up.device.type == "cuda"
+
+        def process(frames: list[DecodedFrame]):
+            planes = PlaneBatch.stack([f.planes for f in frames], pin=pin)
+            return up.upscale_planes(planes, fmt, fmt, geometry).frames()
+
+        sink = VideoSink(final, encode, spec, source.passthrough)
+        started = time.perf_counter()
+        try:
+            with progress_bar(total=source.frames_estimate, desc=src.name, enabled=progress) as bar:
+                Pipeline(
+                    source.items(), process, sink.write_frame, sink.write_packet,
+                    batch_size=batch, on_frames=bar.update,
+                ).run()
+            sink.finish()
+            if sink.report.frames != source.frames_decoded:
+                raise OutputError(f"wrote {sink.report.frames} frames of {source.frames_decoded}; output discarded")
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        seconds = time.perf_counter() - started
+    warnings += sink.report.warnings
+    if source.corrupt_packets:
+        warnings.append(f"{source.corrupt_packets} damaged packets skipped in {src.name}")
+    if sink.report.retimed:
+        warnings.append(f"{sink.report.retimed} frames had duplicate timestamps and were nudged by one tick")
+    for w in warnings:
+        log.warning(w)
+    return UpscaleSummary(
+        input=str(src), output=str(final), model=up.spec.name, scale=up.scale, backend=up.backend.name,
+        precision=str(up.backend.dtype).removeprefix("torch."), frames_in=source.frames_decoded,
+        frames_out=sink.report.frames, seconds=round(seconds, 3),
+        fps=round(sink.report.frames / seconds, 2) if seconds > 0 else 0.0,
+        width=geometry.width, height=geometry.height, corrupt_packets=source.corrupt_packets, warnings=warnings,
+    )
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def upscale_image_file(
+    src: str | Path, dst: str | Path | None = None, *, overwrite: bool = False, upscaler: Upscaler | None = None,
+    **options: Any,
+) -> UpscaleSummary:
+    """Upscale a still image (PNG, JPEG, ...) into an image file of the same kind."""
+    from PIL import Image, UnidentifiedImageError
+
+    from vidsr.media.inputs import check_input_path
+
+    src = Path(src)
+    check_input_path(src)
+    up = upscaler or Upscaler(**options)
+    final = Path(dst) if dst is not None else default_output(src, up.scale)
+    check_output_path(final, src, overwrite=overwrite)
+    started = time.perf_counter()
+    try:
+        with Image.open(src) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read {src}: not an image, or damaged ({exc})") from None
+    out = up.upscale_image(rgb)
+    from vidsr.media.sink import output_error, temporary_path
+
+    temp = temporary_path(final)
+    try:
+        Image.fromarray(out).save(temp, format=Image.registered_extensions().get(final.suffix.lower()))
+        temp.replace(final)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise output_error(final, exc) from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    seconds = time.perf_counter() - started
+    return UpscaleSummary(
+        input=str(src), output=str(final), model=up.spec.name, scale=up.scale, backend=up.backend.name,
+        precision=str(up.backend.dtype).removeprefix("torch."), frames_in=1, frames_out=1,
+        seconds=round(seconds, 3), fps=round(1 / seconds, 2) if seconds else 0.0,
+        width=out.shape[1], height=out.shape[0],
+    )
