@@ -101,3 +101,33 @@ def make_clip(
 @pytest.fixture
 def tiny_clip(tmp_path: Path) -> Path:
     return make_clip(tmp_path / "tiny.mp4")
+
+
+def cut_clip(src: Path, dst: Path, *, seconds: float) -> Path:
+    """The first ``seconds`` of ``src``, every stream copied packet for packet (no re-encode),
+    so the cut keeps the real codec, timestamps and audio.  Inputs start on a keyframe;
+    the cut end needs none (a last B-frame may lose its reference: both sides see that)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = [s for s in inp.streams if s.type in ("video", "audio")]
+        mapping = {s.index: out.add_stream_from_template(s) for s in streams}
+        for packet in inp.demux(*streams):
+            if not packet.size or packet.dts is None or float(packet.dts * packet.time_base) >= seconds:
+                continue
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+    return dst
+
+
+def decoded(path: Path) -> list:
+    """Every decoded video frame of ``path``."""
+    import av
+
+    with av.open(str(path)) as c:
+        return list(c.decode(video=0))
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times of the video frames in seconds, sorted."""
+    return sorted(float(f.pts * f.time_base) for f in decoded(path))

@@ -112,13 +112,15 @@ def upscale_video(
             sink.abort()
             raise
         seconds = time.perf_counter() - started
-    warnings += sink.report.warnings
     if source.corrupt_packets:
-        warnings.append(f"{source.corrupt_packets} damaged packets skipped in {src.name}")
+        warnings.append(f"{src.name}: {source.corrupt_packets} damaged packets could not be decoded and were skipped")
+    if source.damaged_frames:
+        warnings.append(f"{src.name}: {source.damaged_frames} frames decoded with errors (concealed) and written")
     if sink.report.retimed:
         warnings.append(f"{sink.report.retimed} frames had duplicate timestamps and were nudged by one tick")
     for w in warnings:
         log.warning(w)
+    warnings += sink.report.warnings  # already logged by the sink as they happened
     return UpscaleSummary(
         input=str(src), output=str(final), model=up.spec.name, scale=up.scale, backend=up.backend.name,
         precision=str(up.backend.dtype).removeprefix("torch."), frames_in=source.frames_decoded,

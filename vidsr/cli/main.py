@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +18,37 @@ from vidsr.errors import VidsrError
 class Context:
     """Per-invocation settings every subcommand can read: ``--debug``."""
 
-    def __init__(self, debug: bool) -> None:
+    def __init__(self, debug: bool = False) -> None:
         self.debug = debug
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(Context).debug = True
+
+
+def debug_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--debug`` on a subcommand too, where users type it: tracebacks instead of one-line errors."""
+    return click.option(
+        "--debug", is_flag=True, expose_value=False, callback=_set_debug, help="Show full tracebacks on errors."
+    )(fn)
+
+
+class _WarningHandler(logging.Handler):
+    """Library warnings as ``Warning: ...`` lines on stderr, clear of any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"Warning: {record.getMessage()}", file=sys.stderr)
+
+
+def setup_logging(debug: bool) -> None:
+    root = logging.getLogger("vidsr")
+    if not any(isinstance(h, _WarningHandler) for h in root.handlers):
+        root.addHandler(_WarningHandler())
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    root.propagate = False
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,7 +60,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
-        debug = bool(ctx.find_object(Context) and ctx.find_object(Context).debug)
+        debug = ctx.ensure_object(Context).debug
+        setup_logging(debug)
         try:
             return fn(*args, **kwargs)
         except VidsrError as exc:
@@ -64,27 +95,27 @@ def emit_json(payload: Any) -> None:
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """vidsr: learned super-resolution for video, streaming, frame-exact."""
-    ctx.obj = Context(debug)
+    ctx.ensure_object(Context).debug = debug
 
 
 def _register() -> None:
     # Explicit, in one place: a command exists because it is listed here.
-    from vidsr.cli import info, upscale
+    from vidsr.cli import batch, gpu, info, upscale
     from vidsr.cli import train as training
 
     cli.add_command(upscale.upscale)
+    cli.add_command(batch.batch)
     cli.add_command(info.models)
     cli.add_command(info.probe)
     cli.add_command(training.train)
     cli.add_command(training.evaluate)
+    cli.add_command(gpu.export_onnx)
+    cli.add_command(gpu.build_engine)
+    cli.add_command(gpu.bench)
 
 
 _register()
 
 
 def main() -> None:
-    # Global --debug may also appear after the subcommand, where users type it.
-    argv = sys.argv[1:]
-    if "--debug" in argv[1:] and argv[:1] != ["--debug"]:
-        argv = ["--debug", *[a for a in argv if a != "--debug"]]
-    cli.main(args=argv, prog_name="vidsr")
+    cli.main(prog_name="vidsr")

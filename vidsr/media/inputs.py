@@ -22,11 +22,11 @@ def check_input_path(path: Path) -> None:
         raise InputError(f"{path} is empty (0 bytes)")
 
 
-def open_input(path: Path) -> av.container.InputContainer:
+def open_input(path: Path, *, hwaccel: av.codec.hwaccel.HWAccel | None = None) -> av.container.InputContainer:
     """Open ``path`` for demuxing; a file FFmpeg cannot parse is an InputError naming it."""
     check_input_path(path)
     try:
-        return av.open(str(path), mode="r", metadata_errors="replace")
+        return av.open(str(path), mode="r", metadata_errors="replace", hwaccel=hwaccel)
     except av.error.FFmpegError as exc:
         raise InputError(f"cannot read {path}: not a media file, or damaged ({_reason(exc)})") from None
 

@@ -19,11 +19,19 @@ from vidsr.media.tags import ColourTags
 log = logging.getLogger(__name__)
 
 
+DEFAULT_CODECS = {"avi": "mpeg4", "webm": "libvpx-vp9"}
+_FF_QP2LAMBDA = 118
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
-    """How the upscaled video is encoded.  ``None`` leaves the encoder's own default."""
+    """How the upscaled video is encoded.  ``None`` leaves the choice to the container / encoder.
 
-    codec: str = "libx264"
+    ``codec`` None: libx264, except AVI (MPEG-4 Part 2, its native codec: FFmpeg reads
+    H.264 in AVI back one frame late) and WebM (VP9).  For mpeg4, ``crf`` is its quantiser.
+    """
+
+    codec: str | None = None
     crf: int | None = None
     preset: str | None = None
     pix_fmt: str = "yuv420p"
@@ -103,25 +111,41 @@ class VideoSink:
 
     def _add_video(self) -> av.video.stream.VideoStream:
         opts = self.encode_options
+        fmt = self.container.format.name
+        codec = opts.codec or DEFAULT_CODECS.get(fmt, "libx264")
+        if codec == "libx264" and fmt == "avi":
+            self._warn("H.264 in AVI is read back one frame late by FFmpeg-based players; prefer .mp4 or .mkv")
         try:
-            stream = self.container.add_stream(opts.codec, rate=self.spec.frame_rate)
+            stream = self.container.add_stream(codec, rate=self.spec.frame_rate)
         except (av.error.FFmpegError, ValueError) as exc:
-            raise OutputError(f"cannot encode {self.final}: unknown encoder {opts.codec!r} ({exc})") from None
+            raise OutputError(f"cannot encode {self.final}: unknown encoder {codec!r} ({exc})") from None
         if stream.type != "video":
-            raise OutputError(f"{opts.codec!r} is not a video encoder")
+            raise OutputError(f"{codec!r} is not a video encoder")
         supported = {f.name for f in (stream.codec_context.codec.video_formats or [])}
         if supported and opts.pix_fmt not in supported:
-            raise OutputError(f"{opts.codec} cannot encode {opts.pix_fmt}; it takes {', '.join(sorted(supported))}")
+            raise OutputError(f"{codec} cannot encode {opts.pix_fmt}; it takes {', '.join(sorted(supported))}")
         stream.width, stream.height = self.spec.width, self.spec.height
         stream.pix_fmt = opts.pix_fmt
-        stream.time_base = self.spec.time_base
+        self.time_base = self.spec.time_base
         cc = stream.codec_context
-        cc.time_base = self.spec.time_base
+        if self.container.format.name == "avi":
+            # AVI has no timestamps, only frame slots at a fixed rate (gaps become empty
+            # slots), and no B-frame reordering: count in slots, encode without B-frames.
+            cc.max_b_frames = 0
+            if self.spec.time_base > Fraction(1, 1000) or self.spec.time_base == 1 / self.spec.frame_rate:
+                self.time_base = self.spec.time_base  # already a slot clock (AVI in, AVI out)
+            else:
+                self.time_base = 1 / self.spec.frame_rate
+        stream.time_base = self.time_base
+        cc.time_base = self.time_base
         tags = self.spec.tags
         cc.colorspace, cc.color_range = tags.colorspace, tags.color_range
         cc.color_primaries, cc.color_trc = tags.primaries, tags.transfer
         options = dict(opts.extra)
-        if opts.crf is not None:
+        if codec == "mpeg4":
+            cc.qscale = True  # constant quantiser: FFmpeg's -q:v, 2 is near transparent
+            cc.global_quality = _FF_QP2LAMBDA * min(max(opts.crf or 2, 1), 31)
+        elif opts.crf is not None:
             options["crf"] = str(opts.crf)
         if opts.preset is not None:
             options["preset"] = opts.preset
@@ -162,16 +186,19 @@ class VideoSink:
 
     # -- writing -------------------------------------------------------------------------
     def write_frame(self, planes: Planes, pts: int) -> None:
+        """Encode one frame; ``pts`` is in the input's time base."""
         frame = av.VideoFrame(self.spec.width, self.spec.height, self.encode_options.pix_fmt)
         for plane, data in zip(frame.planes, planes, strict=True):
             plane_view(plane)[...] = data
+        if self.time_base != self.spec.time_base:
+            pts = round(pts * self.spec.time_base / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             # Encoders need strictly increasing pts; duplicates in the input get nudged by a tick.
             pts = self._last_pts + 1
             self.report.retimed += 1
         self._last_pts = pts
         frame.pts = pts
-        frame.time_base = self.spec.time_base
+        frame.time_base = self.time_base
         tags = self.spec.tags
         frame.colorspace, frame.color_range = tags.colorspace, tags.color_range
         self._mux(self.stream.encode(frame))

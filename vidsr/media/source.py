@@ -156,20 +156,25 @@ class _Retimer:
 class VideoSource:
     """An opened input: its video stream, the streams to pass through, and an item iterator."""
 
-    def __init__(self, path: str | Path, *, threads: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, threads: bool = True, hwaccel: av.codec.hwaccel.HWAccel | None = None
+    ) -> None:
         self.path = Path(path)
-        self.container = open_input(self.path)
+        # hwaccel: NVDEC decode (vidsr.backends.hwvideo.decode_hwaccel); frames still arrive in host memory.
+        self.container = open_input(self.path, hwaccel=hwaccel)
         try:
             self.video = video_stream(self.container, self.path)
             if threads:
                 self.video.thread_type = "AUTO"
-            self.corrupt_packets = 0
+            self.corrupt_packets = 0  # packets the decoder rejected: their frames are lost
+            self.damaged_frames = 0  # frames the decoder flagged as concealed: written, but warned of
             self.frames_decoded = 0
             self.passthrough = [
                 s for s in self.container.streams if s is not self.video and s.type in ("audio", "subtitle", "data")
             ]
             self._packets = self.container.demux(self.video, *self.passthrough)
             self._pending: deque[av.Packet | av.VideoFrame] = deque()
+            self._video_end: int | None = None
             first = self._prime()
             raw = ColourTags(first.colorspace, first.color_range, first.color_primaries, first.color_trc)
             full = PLANAR_8BIT.get(first.format.name, (0, 0, False))[2]
@@ -227,6 +232,9 @@ class VideoSource:
                 log.debug("demux error: %s", exc)
                 continue
             if packet.stream is self.video:
+                if packet.size and packet.pts is not None:
+                    end = packet.pts + (packet.duration or 0)
+                    self._video_end = end if self._video_end is None else max(self._video_end, end)
                 yield from self._decode(packet)  # a flush packet (size 0) drains the decoder
             elif packet.size:
                 yield packet
@@ -257,6 +265,7 @@ class VideoSource:
         for item in source():
             if isinstance(item, av.VideoFrame):
                 self.frames_decoded += 1
+                self.damaged_frames += item.is_corrupt
                 ready = list(retimer.push(index, item.pts, self._convert(item)))
                 index += 1
                 yield from ready
@@ -269,8 +278,27 @@ class VideoSource:
                 if len(held) > 4 * REORDER_WINDOW:
                     yield from held
                     held.clear()
+        self._check_complete()
         yield from retimer.drain()
         yield from held
+
+    def _check_complete(self) -> None:
+        """A file cut short still demuxes cleanly; compare how far the video got with what
+        the container declares.  (Headers that over-count frames but not time, like tree.avi's,
+        pass: its 68 packets span the declared 444 ticks.)"""
+        if self._video_end is None or not self.time_base:
+            return
+        start = self.video.start_time or 0
+        reached = float((self._video_end - start) * self.time_base)
+        # AVI declares frame slots (its frame count); MP4 and MKV a duration. Take what is stated.
+        declared = float(self.video.duration * self.time_base) if self.video.duration else 0.0
+        if not declared and self.container.format.name.startswith("matroska") and self.container.duration:
+            # Matroska states one duration for the whole segment (exact, unlike estimates from bitrate).
+            declared = self.container.duration / av.time_base
+        if self.video.frames and self.frame_rate:
+            declared = max(declared, self.video.frames / float(self.frame_rate))
+        if declared - reached > max(0.5, 2.0 / float(self.frame_rate)):
+            raise InputError(f"{self.path} is truncated: its video stops at {reached:.2f} s of {declared:.2f} s")
 
     def close(self) -> None:
         self.container.close()

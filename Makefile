@@ -1,0 +1,28 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch this project is developed and tested with; override for a CUDA build.
+TORCH  ?= torch==2.13.0
+EXTRAS ?= dev,onnx,ray
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+.PHONY: setup demo test lint bench quality
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/python -m vidsr.demo out
+
+test: setup
+	$(BIN)/ruff check vidsr tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check vidsr tests benchmarks
+	$(BIN)/ruff format --check vidsr tests benchmarks

@@ -1,0 +1,70 @@
+"""``vidsr upscale``: one video (or still image) in, its upscaled twin out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidsr.cli.main import debug_option, emit_json, handle_errors
+from vidsr.models import REGISTRY
+
+MODEL_NAMES = list(REGISTRY)
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file [default: INPUT.x<scale>.<ext>].")
+@click.option("-m", "--model", type=click.Choice(MODEL_NAMES), default="espcn", show_default=True)
+@click.option("-s", "--scale", type=click.IntRange(2, 4), default=4, show_default=True)
+@click.option("--weights", type=click.Path(path_type=Path), help="Your own .safetensors weights for --model.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option(
+    "--backend", type=click.Choice(["auto", "tensorrt", "torch-cuda", "torch-cpu"]), default="auto", show_default=True
+)
+@click.option("--batch", "batch_size", type=click.IntRange(1, 256), help="Frames per model call [default: 8 GPU, 2 CPU].")
+@click.option("--codec", help="Video encoder: libx264, libx265, h264_nvenc... [default: libx264; mpeg4 for .avi].")
+@click.option("--crf", type=click.IntRange(0, 63), help="Constant rate factor [encoder default].")
+@click.option("--preset", help="Encoder preset, e.g. veryfast, medium, slow [encoder default].")
+@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format (yuv420p, yuv444p...).")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@debug_option
+@handle_errors
+def upscale(
+    input_path: Path, output: Path | None, model: str, scale: int, weights: Path | None, device: str, precision: str,
+    backend: str, batch_size: int | None, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
+    overwrite: bool, quiet: bool, as_json: bool,
+) -> None:
+    """Upscale INPUT (a video, or a PNG/JPEG image) with a super-resolution model.
+
+    Sound, subtitles, timestamps and colour tags are kept; the output appears
+    under its final name only once complete.
+    """
+    from vidsr.media.inputs import check_input_path
+    from vidsr.media.sink import EncodeOptions
+    from vidsr.upscaler import Upscaler
+    from vidsr.video import is_image, upscale_image_file, upscale_video
+
+    check_input_path(input_path)  # before loading a model: a typo should not wait for weights
+    up = Upscaler(model, scale, weights=weights, device=device, precision=precision, backend=backend)
+    if not quiet and not as_json:
+        click.echo(f"vidsr: {up.describe()}", err=True)
+    if is_image(input_path):
+        summary = upscale_image_file(input_path, output, overwrite=overwrite, upscaler=up)
+    else:
+        encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+        summary = upscale_video(
+            input_path, output, batch_size=batch_size, encode=encode, overwrite=overwrite,
+            progress=not quiet and not as_json, upscaler=up,
+        )
+    if as_json:
+        emit_json(summary.to_dict())
+    elif not quiet:
+        click.echo(
+            f"{summary.output}: {summary.frames_out} frames, {summary.width}x{summary.height}, "
+            f"{summary.seconds:.1f} s ({summary.fps:.1f} fps)",
+            err=True,
+        )
