@@ -149,6 +149,7 @@ def test_user_weights_checked_against_architecture(tmp_path):
 def test_espcn_with_user_weights_on_real_cctv(tmp_path):
     """The issue's acceptance run, on the first second of vtest.avi (MS-MPEG4 CCTV)."""
     from conftest import cut_clip
+
     from vidsr.models.espcn import espcn
 
     weights = tmp_path / "w.safetensors"

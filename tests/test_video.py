@@ -78,8 +78,12 @@ def test_tree_avi_cinepak_rgb_vfr(tmp_path):
     assert frame_times(out) == pytest.approx(frame_times(src), abs=1e-3)
     # RGB input converted with the matrix the output is tagged with: colours come back
     ref = decoded(src)[10].to_ndarray(format="rgb24").astype(float)
-    got = frames[10].reformat(width=320, height=240, format="rgb24", src_colorspace="itu601",
-                              interpolation="AREA").to_ndarray().astype(float)
+    got = (
+        frames[10]
+        .reformat(width=320, height=240, format="rgb24", src_colorspace="itu601", interpolation="AREA")
+        .to_ndarray()
+        .astype(float)
+    )
     assert np.abs(got.mean((0, 1)) - ref.mean((0, 1))).max() < 3.0
 
 
@@ -255,7 +259,7 @@ def test_truncated_file_is_an_error(tmp_path):
     full = make_clip(tmp_path / "full.mkv", frames=60, codec="mpeg4")
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
-    with pytest.raises(InputError, match="truncated|damaged"):
+    with pytest.raises(InputError, match=r"truncated|damaged"):
         run(cut, tmp_path / "cut.x2.mkv")
     assert not (tmp_path / "cut.x2.mkv").exists()
 

@@ -78,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("vidsr").warning("no trained weights ship yet: the demo runs bicubic")
     print(f"demo: upscaling {sample} ({SAMPLE_SIZE[0]}x{SAMPLE_SIZE[1]}) x4 with {model}", file=sys.stderr)
     summary = upscale_video(sample, out_dir / f"sample.x4.{model}.mp4", model=model, scale=4, overwrite=True)
-    print(f"demo: wrote {summary.output}: {summary.frames_out} frames, {summary.width}x{summary.height}, "
-          f"{summary.fps:.2f} fps on {summary.backend}", file=sys.stderr)
+    print(
+        f"demo: wrote {summary.output}: {summary.frames_out} frames, {summary.width}x{summary.height}, "
+        f"{summary.fps:.2f} fps on {summary.backend}",
+        file=sys.stderr,
+    )
     return 0
 
 

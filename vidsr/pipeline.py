@@ -95,7 +95,7 @@ class Pipeline:
             self._put(self.in_queue, _END)
         except _Stopped:
             pass
-        except BaseException as exc:  # noqa: BLE001 - carried to run()
+        except BaseException as exc:
             self._fail(exc)
 
     def _write(self) -> None:
@@ -108,7 +108,7 @@ class Pipeline:
                     self.write_packet(item)
         except _Stopped:
             pass
-        except BaseException as exc:  # noqa: BLE001 - carried to run()
+        except BaseException as exc:
             self._fail(exc)
 
     def _batches(self) -> Iterator[tuple[list[DecodedFrame], list[av.Packet]]]:

@@ -13,8 +13,14 @@ from tqdm import tqdm
 def progress_bar(*, total: int | None, desc: str, enabled: bool, unit: str = "frame") -> Iterator[tqdm]:
     """A bar whose total may be an estimate (the container's count); it grows if exceeded."""
     bar = tqdm(
-        total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
-        smoothing=0.1, leave=True,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+        leave=True,
     )
     update = bar.update
 

@@ -66,7 +66,7 @@ def _taps(in_size: int, out_size: int, kernel: str, antialias: bool) -> tuple[to
     fn, base_support = _FILTERS[kernel]
     filter_scale = max(scale, 1.0) if antialias else 1.0
     support = base_support * filter_scale
-    ntaps = int(math.ceil(support)) * 2 + 1
+    ntaps = math.ceil(support) * 2 + 1
     idx = torch.zeros(out_size, ntaps, dtype=torch.long)
     wts = torch.zeros(out_size, ntaps, dtype=torch.float64)
     for i in range(out_size):

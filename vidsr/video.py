@@ -84,9 +84,7 @@ def upscale_video(
         geometry = output_geometry(layout.height, layout.width, up.scale, sub_x, sub_y)
         warnings = [source.note] if source.note else []
         if (geometry.height, geometry.width) != (layout.height * up.scale, layout.width * up.scale):
-            warnings.append(
-                f"output trimmed to {geometry.width}x{geometry.height}: {encode.pix_fmt} needs even sizes"
-            )
+            warnings.append(f"output trimmed to {geometry.width}x{geometry.height}: {encode.pix_fmt} needs even sizes")
         fmt = ycbcr_format(source.tags)
         spec = VideoSpec(geometry.width, geometry.height, source.time_base, source.frame_rate, source.tags)
         batch = batch_size or (8 if up.device.type == "cuda" else 2)
@@ -101,8 +99,12 @@ def upscale_video(
         try:
             with progress_bar(total=source.frames_estimate, desc=src.name, enabled=progress) as bar:
                 Pipeline(
-                    source.items(), process, sink.write_frame, sink.write_packet,
-                    batch_size=batch, on_frames=bar.update,
+                    source.items(),
+                    process,
+                    sink.write_frame,
+                    sink.write_packet,
+                    batch_size=batch,
+                    on_frames=bar.update,
                 ).run()
             sink.finish()
             if sink.report.frames != source.frames_decoded:
@@ -122,11 +124,20 @@ def upscale_video(
         log.warning(w)
     warnings += sink.report.warnings  # already logged by the sink as they happened
     return UpscaleSummary(
-        input=str(src), output=str(final), model=up.spec.name, scale=up.scale, backend=up.backend.name,
-        precision=str(up.backend.dtype).removeprefix("torch."), frames_in=source.frames_decoded,
-        frames_out=sink.report.frames, seconds=round(seconds, 3),
+        input=str(src),
+        output=str(final),
+        model=up.spec.name,
+        scale=up.scale,
+        backend=up.backend.name,
+        precision=str(up.backend.dtype).removeprefix("torch."),
+        frames_in=source.frames_decoded,
+        frames_out=sink.report.frames,
+        seconds=round(seconds, 3),
         fps=round(sink.report.frames / seconds, 2) if seconds > 0 else 0.0,
-        width=geometry.width, height=geometry.height, corrupt_packets=source.corrupt_packets, warnings=warnings,
+        width=geometry.width,
+        height=geometry.height,
+        corrupt_packets=source.corrupt_packets,
+        warnings=warnings,
     )
 
 
@@ -135,7 +146,11 @@ def is_image(path: Path) -> bool:
 
 
 def upscale_image_file(
-    src: str | Path, dst: str | Path | None = None, *, overwrite: bool = False, upscaler: Upscaler | None = None,
+    src: str | Path,
+    dst: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    upscaler: Upscaler | None = None,
     **options: Any,
 ) -> UpscaleSummary:
     """Upscale a still image (PNG, JPEG, ...) into an image file of the same kind."""
@@ -169,8 +184,16 @@ def upscale_image_file(
         raise
     seconds = time.perf_counter() - started
     return UpscaleSummary(
-        input=str(src), output=str(final), model=up.spec.name, scale=up.scale, backend=up.backend.name,
-        precision=str(up.backend.dtype).removeprefix("torch."), frames_in=1, frames_out=1,
-        seconds=round(seconds, 3), fps=round(1 / seconds, 2) if seconds else 0.0,
-        width=out.shape[1], height=out.shape[0],
+        input=str(src),
+        output=str(final),
+        model=up.spec.name,
+        scale=up.scale,
+        backend=up.backend.name,
+        precision=str(up.backend.dtype).removeprefix("torch."),
+        frames_in=1,
+        frames_out=1,
+        seconds=round(seconds, 3),
+        fps=round(1 / seconds, 2) if seconds else 0.0,
+        width=out.shape[1],
+        height=out.shape[0],
     )

@@ -17,8 +17,11 @@ def _model_rows() -> list[dict]:
         for scale in spec.scales:
             meta = shipped_metadata(spec.name, scale) if spec.learned else None
             row = {
-                "model": spec.name, "scale": scale, "colour": spec.colour.upper() if spec.colour != "any" else "any",
-                "learned": spec.learned, "weights": "shipped" if meta else ("-" if not spec.learned else "none"),
+                "model": spec.name,
+                "scale": scale,
+                "colour": spec.colour.upper() if spec.colour != "any" else "any",
+                "learned": spec.learned,
+                "weights": "shipped" if meta else ("-" if not spec.learned else "none"),
                 "description": spec.description,
             }
             if meta:
@@ -28,7 +31,8 @@ def _model_rows() -> list[dict]:
             elif spec.learned:
                 row["needs"] = (
                     "VGG19 ImageNet features: vidsr train --model srgan --init SRRESNET --vgg-weights VGG19.pth"
-                    if spec.name == "srgan" else f"vidsr train --model {spec.name} --scale {scale}"
+                    if spec.name == "srgan"
+                    else f"vidsr train --model {spec.name} --scale {scale}"
                 )
             rows.append(row)
     return rows
@@ -80,8 +84,9 @@ def probe(input_path: Path, count: bool, as_json: bool) -> None:
         f"{info.frames} frames{header}, {rate} {'variable' if info.variable_frame_rate else 'constant'}"
     )
     c = info.colour
-    click.echo(f"  colour: matrix {c['matrix']}, range {c['range']}, primaries {c['primaries']}, "
-               f"transfer {c['transfer']}")
+    click.echo(
+        f"  colour: matrix {c['matrix']}, range {c['range']}, primaries {c['primaries']}, transfer {c['transfer']}"
+    )
     for s in info.streams:
         extra = ", ".join(f"{k} {v}" for k, v in s.details.items())
         click.echo(f"  #{s.index} {s.type}: {s.codec}" + (f" ({extra})" if extra else ""))

@@ -23,7 +23,9 @@ MODEL_NAMES = list(REGISTRY)
 @click.option(
     "--backend", type=click.Choice(["auto", "tensorrt", "torch-cuda", "torch-cpu"]), default="auto", show_default=True
 )
-@click.option("--batch", "batch_size", type=click.IntRange(1, 256), help="Frames per model call [default: 8 GPU, 2 CPU].")
+@click.option(
+    "--batch", "batch_size", type=click.IntRange(1, 256), help="Frames per model call [default: 8 GPU, 2 CPU]."
+)
 @click.option("--codec", help="Video encoder: libx264, libx265, h264_nvenc... [default: libx264; mpeg4 for .avi].")
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant rate factor [encoder default].")
 @click.option("--preset", help="Encoder preset, e.g. veryfast, medium, slow [encoder default].")
@@ -34,9 +36,22 @@ MODEL_NAMES = list(REGISTRY)
 @debug_option
 @handle_errors
 def upscale(
-    input_path: Path, output: Path | None, model: str, scale: int, weights: Path | None, device: str, precision: str,
-    backend: str, batch_size: int | None, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
-    overwrite: bool, quiet: bool, as_json: bool,
+    input_path: Path,
+    output: Path | None,
+    model: str,
+    scale: int,
+    weights: Path | None,
+    device: str,
+    precision: str,
+    backend: str,
+    batch_size: int | None,
+    codec: str | None,
+    crf: int | None,
+    preset: str | None,
+    pix_fmt: str,
+    overwrite: bool,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Upscale INPUT (a video, or a PNG/JPEG image) with a super-resolution model.
 
@@ -57,8 +72,13 @@ def upscale(
     else:
         encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
         summary = upscale_video(
-            input_path, output, batch_size=batch_size, encode=encode, overwrite=overwrite,
-            progress=not quiet and not as_json, upscaler=up,
+            input_path,
+            output,
+            batch_size=batch_size,
+            encode=encode,
+            overwrite=overwrite,
+            progress=not quiet and not as_json,
+            upscaler=up,
         )
     if as_json:
         emit_json(summary.to_dict())

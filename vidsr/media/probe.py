@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -47,7 +48,7 @@ def _is_variable(pts: list[int], time_base: Fraction) -> bool:
     if len(pts) < 3:
         return False
     pts = sorted(pts)
-    steps = [b - a for a, b in zip(pts, pts[1:], strict=False) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(pts) if b > a]
     if not steps:
         return False
     return float((max(steps) - min(steps)) * time_base) > 0.0011
@@ -94,8 +95,17 @@ def probe(path: str | Path, *, decode: bool = False) -> MediaInfo:
             rate = round((len(pts) - 1) / span, 3) if span > 0 else None
         tags = ColourTags(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
         return MediaInfo(
-            path=str(path), container=container.format.name, duration=duration, streams=streams,
-            width=cc.width, height=cc.height, pix_fmt=cc.pix_fmt or "unknown", video_codec=cc.name,
-            frames=frames, frames_header=video.frames or None, frame_rate=rate,
-            variable_frame_rate=_is_variable(pts, video.time_base), colour=tags.describe(),
+            path=str(path),
+            container=container.format.name,
+            duration=duration,
+            streams=streams,
+            width=cc.width,
+            height=cc.height,
+            pix_fmt=cc.pix_fmt or "unknown",
+            video_codec=cc.name,
+            frames=frames,
+            frames_header=video.frames or None,
+            frame_rate=rate,
+            variable_frame_rate=_is_variable(pts, video.time_base),
+            colour=tags.describe(),
         )

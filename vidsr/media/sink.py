@@ -3,6 +3,7 @@ renamed to the final name only when everything is written."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -242,17 +243,13 @@ class VideoSink:
 
     def abort(self) -> None:
         """Close without caring for errors, and leave nothing behind."""
-        try:
+        with contextlib.suppress(Exception):
             self.container.close()
-        except Exception:  # noqa: BLE001 - the run already failed; the original error matters
-            pass
         self._remove_temp()
 
     def _remove_temp(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.temp.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def pixel_layout(pix_fmt: str) -> tuple[int, int]:
@@ -261,5 +258,3 @@ def pixel_layout(pix_fmt: str) -> tuple[int, int]:
         raise OutputError(f"output pixel format {pix_fmt!r} is not supported; use one of {', '.join(PLANAR_8BIT)}")
     sub_x, sub_y, _ = PLANAR_8BIT[pix_fmt]
     return sub_x, sub_y
-
-

@@ -89,8 +89,9 @@ class _FrameConverter:
             self.mode = "planar"
             full = first.color_range == 2
             chroma_full = first.format.chroma_width(first.width) == first.width
-            self.reformat_to = ("yuvj444p" if full else "yuv444p") if chroma_full else (
-                "yuvj420p" if full else "yuv420p")
+            self.reformat_to = (
+                ("yuvj444p" if full else "yuv444p") if chroma_full else ("yuvj420p" if full else "yuv420p")
+            )
             sub_x, sub_y, _ = PLANAR_8BIT[self.reformat_to]
             bits = max(c.bits for c in first.format.components)
             if bits > 8:
@@ -202,9 +203,9 @@ class VideoSource:
         if self.video.frames:
             return int(self.video.frames)
         if self.video.duration and self.video.time_base:
-            return int(round(float(self.video.duration * self.video.time_base * self.frame_rate)))
+            return round(float(self.video.duration * self.video.time_base * self.frame_rate))
         if self.container.duration:
-            return int(round(self.container.duration / 1_000_000 * float(self.frame_rate)))
+            return round(self.container.duration / 1_000_000 * float(self.frame_rate))
         return None
 
     # -- reading -----------------------------------------------------------------------

@@ -16,14 +16,42 @@ RANGE_LIMITED, RANGE_FULL = 1, 2
 _MATRIX_BY_SPACE = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _SPACE_BY_MATRIX = {"bt709": 1, "fcc": 4, "bt601": 6, "smpte240m": 7, "bt2020": 9}
 _NAMES = {
-    "colorspace": {0: "rgb", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-                   9: "bt2020nc", 10: "bt2020c"},
+    "colorspace": {
+        0: "rgb",
+        1: "bt709",
+        2: "unknown",
+        4: "fcc",
+        5: "bt470bg",
+        6: "smpte170m",
+        7: "smpte240m",
+        9: "bt2020nc",
+        10: "bt2020c",
+    },
     "range": {0: "unknown", 1: "tv", 2: "pc"},
-    "primaries": {1: "bt709", 2: "unknown", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-                  9: "bt2020", 12: "smpte432"},
-    "transfer": {1: "bt709", 2: "unknown", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m",
-                 8: "linear", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
-                 18: "arib-std-b67"},
+    "primaries": {
+        1: "bt709",
+        2: "unknown",
+        4: "bt470m",
+        5: "bt470bg",
+        6: "smpte170m",
+        7: "smpte240m",
+        9: "bt2020",
+        12: "smpte432",
+    },
+    "transfer": {
+        1: "bt709",
+        2: "unknown",
+        4: "gamma22",
+        5: "gamma28",
+        6: "smpte170m",
+        7: "smpte240m",
+        8: "linear",
+        13: "iec61966-2-1",
+        14: "bt2020-10",
+        15: "bt2020-12",
+        16: "smpte2084",
+        18: "arib-std-b67",
+    },
 }
 
 

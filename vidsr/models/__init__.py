@@ -22,11 +22,18 @@ _SPECS = (
     ModelSpec("espcn", "ESPCN sub-pixel CNN on luma, chroma bicubic", "y", (2, 3, 4), True, True, espcn),
     ModelSpec("srresnet", "SRGAN generator trained on pixel loss (PSNR)", "rgb", (2, 3, 4), True, True, srresnet),
     ModelSpec(
-        "srgan", "SRGAN generator fine-tuned with VGG + adversarial loss (perceptual)", "rgb", (2, 3, 4),
-        True, True, srresnet, arch="srresnet",
+        "srgan",
+        "SRGAN generator fine-tuned with VGG + adversarial loss (perceptual)",
+        "rgb",
+        (2, 3, 4),
+        True,
+        True,
+        srresnet,
+        arch="srresnet",
     ),
-    ModelSpec("bicubic", "bicubic interpolation (Pillow's, a=-0.5)", "any", (2, 3, 4), False, True,
-              interpolation("bicubic")),
+    ModelSpec(
+        "bicubic", "bicubic interpolation (Pillow's, a=-0.5)", "any", (2, 3, 4), False, True, interpolation("bicubic")
+    ),
     ModelSpec("lanczos", "Lanczos-3 interpolation", "any", (2, 3, 4), False, True, interpolation("lanczos")),
     ModelSpec("bilinear", "bilinear interpolation", "any", (2, 3, 4), False, True, interpolation("bilinear")),
     ModelSpec("nearest", "nearest-neighbour (pixel repeat)", "any", (2, 3, 4), False, True, interpolation("nearest")),

@@ -58,7 +58,7 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         # Never unpickle arbitrary objects from a user's file.
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        except Exception as exc:
             raise ModelError(f"cannot read weights {path}: {exc}") from None
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]

@@ -1,0 +1,89 @@
+"""Model architectures, the registry and weights files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidsr.errors import ModelError
+from vidsr.models import REGISTRY, build_model, get_spec
+from vidsr.models.espcn import espcn
+from vidsr.models.srresnet import srresnet
+from vidsr.models.weights import load_weights, read_metadata, save_weights
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_espcn_shapes_and_paper_layers(scale):
+    model = espcn(scale=scale)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size, c.out_channels) for c in convs] == [((5, 5), 64), ((3, 3), 32), ((3, 3), scale**2)]
+    assert model(torch.rand(2, 1, 11, 13)).shape == (2, 1, 11 * scale, 13 * scale)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_srresnet_shapes(scale):
+    model = srresnet(scale=scale, blocks=2).eval()
+    assert model(torch.rand(1, 3, 9, 7)).shape == (1, 3, 9 * scale, 7 * scale)
+    shuffles = [m.upscale_factor for m in model.modules() if isinstance(m, torch.nn.PixelShuffle)]
+    assert shuffles == {2: [2], 3: [3], 4: [2, 2]}[scale]
+
+
+def test_full_srresnet_is_the_paper_size():
+    model = srresnet(scale=4)
+    assert len(model.body) == 16
+    assert model.head[0].kernel_size == (9, 9) and model.tail.kernel_size == (9, 9)
+    assert 1.5e6 < sum(p.numel() for p in model.parameters()) < 1.6e6
+
+
+def test_registry_specs():
+    assert get_spec("espcn").colour == "y" and get_spec("srresnet").colour == "rgb"
+    assert get_spec("srgan").architecture == "srresnet"
+    assert all(not REGISTRY[n].learned for n in ("bicubic", "lanczos", "bilinear", "nearest"))
+    with pytest.raises(ModelError, match="unknown model 'edsr'"):
+        get_spec("edsr")
+    with pytest.raises(ModelError, match="espcn supports scales 2, 3, 4, not 8"):
+        build_model("espcn", 8)
+    with pytest.raises(ModelError, match="takes no weights"):
+        build_model("bicubic", 2, weights="x.safetensors")
+
+
+def test_weights_round_trip_with_metadata(tmp_path):
+    model = espcn(scale=2)
+    path = tmp_path / "w.safetensors"
+    save_weights(
+        model, path, {"architecture": "espcn", "scale": 2, "recipe": {"steps": 5}, "val_psnr": 33.1}, half=True
+    )
+    meta = read_metadata(path)
+    assert meta["recipe"] == {"steps": 5} and meta["val_psnr"] == 33.1
+    loaded = build_model("espcn", 2, weights=path)
+    for key, value in model.state_dict().items():
+        assert torch.allclose(loaded.module.state_dict()[key], value.half().float())
+    assert not loaded.module.training
+
+
+def test_weights_errors(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        build_model("espcn", 2, weights=tmp_path / "missing.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not safetensors at all")
+    with pytest.raises(ModelError, match=r"cannot read weights .*junk\.safetensors"):
+        build_model("espcn", 2, weights=junk)
+    other = tmp_path / "srresnet.safetensors"
+    save_weights(srresnet(scale=2, blocks=1), other, {})
+    with pytest.raises(ModelError, match="do not fit espcn x2: tensors 6 missing"):
+        load_weights(espcn(scale=2), other, arch="espcn", scale=2)
+
+
+def test_pickle_weights_loaded_safely(tmp_path):
+    path = tmp_path / "w.pth"
+    torch.save({"model": espcn(scale=2).state_dict()}, path)
+    assert build_model("espcn", 2, weights=path).weights == path
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pth"
+    torch.save(Evil(), evil)
+    with pytest.raises(ModelError, match="cannot read weights"):
+        build_model("espcn", 2, weights=evil)
