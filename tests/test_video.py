@@ -274,3 +274,22 @@ def test_memory_stays_flat_over_a_long_clip(tmp_path):
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] < peaks[0] * 1.5 + 2_000_000
+
+
+def test_damaged_packets_mid_stream_warn_and_go_on(tmp_path, caplog):
+    """Garbage inside the video data: decoding goes on past it, as ffmpeg does, with a warning."""
+    clip = make_clip(tmp_path / "clean.mkv", frames=50, size=(160, 120), codec="mpeg4")
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(7)
+    middle = len(data) // 2
+    for offset in range(middle, middle + 4000, 211):
+        data[offset : offset + 24] = rng.integers(0, 256, 24, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="vidsr"):
+        summary = run(damaged, tmp_path / "damaged.x2.mkv")
+    assert summary.frames_out == summary.frames_in == len(decoded(tmp_path / "damaged.x2.mkv"))
+    assert summary.frames_in >= 40
+    damage = [w for w in summary.warnings if "damaged packets" in w or "decoded with errors" in w]
+    assert damage and any(char.isdigit() for char in damage[0])
+    assert damage[0] in caplog.text
