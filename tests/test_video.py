@@ -183,9 +183,29 @@ def test_subtitles_copied_or_dropped_with_warning(tmp_path):
 
 
 def test_audio_reencoded_when_container_cannot_hold_it(tmp_path):
-    src = make_clip(tmp_path / "a.mp4", frames=10, audio=True)  # AAC audio
-    summary = run(src, tmp_path / "a.x2.avi")
-    assert any("re-encoded" in w for w in summary.warnings) or stream_packets(tmp_path / "a.x2.avi", "audio")
+    """8-bit PCM in AVI (stored as a bare channel count) cannot go into MP4: AAC, with a warning."""
+    src = tmp_path / "pcm.avi"
+    with av.open(str(make_clip(tmp_path / "v.avi", frames=25, codec="mpeg4"))) as inp, av.open(str(src), "w") as out:
+        vs = out.add_stream_from_template(inp.streams.video[0])
+        aus = out.add_stream("pcm_u8", rate=8000)
+        aus.layout = "mono"
+        for p in inp.demux(inp.streams.video[0]):
+            if p.size:
+                p.stream = vs
+                out.mux(p)
+        samples = (128 + 60 * np.sin(np.arange(8000) / 8000 * 2 * np.pi * 300)).astype(np.uint8)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="u8", layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        out.mux(aus.encode(frame))
+        out.mux(aus.encode(None))
+    out_path = tmp_path / "pcm.x2.mp4"
+    summary = run(src, out_path)
+    assert any(w.startswith("audio stream #1 (pcm_u8) re-encoded to AAC") for w in summary.warnings)
+    with av.open(str(out_path)) as c:
+        audio = c.streams.audio[0]
+        assert audio.codec_context.name == "aac"
+        # one second of sound, plus AAC's 1024 priming samples (0.128 s at 8 kHz)
+        assert float(audio.duration * audio.time_base) == pytest.approx(1.0, abs=0.15)
 
 
 # -- failures leave nothing behind ----------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,13 @@ def upscale_video(
     overwrite: bool = False,
     progress: bool = True,
     upscaler: Upscaler | None = None,
+    on_frames: Callable[[int], None] | None = None,
 ) -> UpscaleSummary:
     """Upscale every frame of ``src`` into ``dst`` (default ``<stem>.x<scale><ext>``).
 
     Sound, subtitles and data are copied; timestamps and colour tags are kept.  The
     output appears under its final name only once complete.  Pass ``upscaler`` to
-    reuse a loaded model across files.
+    reuse a loaded model across files, ``on_frames(n)`` to hear of frames as they are written.
     """
     src = Path(src)
     up = upscaler or Upscaler(model, scale, weights=weights, device=device, precision=precision, backend=backend)
@@ -98,13 +100,19 @@ def upscale_video(
         started = time.perf_counter()
         try:
             with progress_bar(total=source.frames_estimate, desc=src.name, enabled=progress) as bar:
+
+                def written(n: int) -> None:
+                    bar.update(n)
+                    if on_frames is not None:
+                        on_frames(n)
+
                 Pipeline(
                     source.items(),
                     process,
                     sink.write_frame,
                     sink.write_packet,
                     batch_size=batch,
-                    on_frames=bar.update,
+                    on_frames=written,
                 ).run()
             sink.finish()
             if sink.report.frames != source.frames_decoded:

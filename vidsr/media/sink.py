@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 
 from vidsr.errors import OutputError
+from vidsr.media.passthrough import Passthrough
 from vidsr.media.source import PLANAR_8BIT, Planes, plane_view
 from vidsr.media.tags import ColourTags
 
@@ -105,7 +106,8 @@ class VideoSink:
             raise output_error(final, exc) from None
         try:
             self.stream = self._add_video()
-            self.stream_map = self._add_passthrough(passthrough)
+            self.passthrough = Passthrough(self.container, passthrough, final)
+            self.report.warnings += self.passthrough.warnings
         except BaseException:
             self.abort()
             raise
@@ -154,33 +156,6 @@ class VideoSink:
             stream.options = options
         return stream
 
-    def _add_passthrough(self, streams: list) -> dict[int, av.stream.Stream]:
-        """Copy each stream the container can hold; else re-encode audio to AAC, else drop, saying so."""
-        mapping: dict[int, av.stream.Stream] = {}
-        supported = self.container.supported_codecs
-        self._transcode: dict[int, av.audio.stream.AudioStream] = {}
-        for s in streams:
-            name = s.codec_context.name if s.codec_context else (s.codec_tag or "unknown")
-            label = f"{s.type} stream #{s.index} ({name})"
-            if name in supported:
-                try:
-                    out = self.container.add_stream_from_template(s)
-                    out.metadata.update(s.metadata)
-                    mapping[s.index] = out
-                    continue
-                except (av.error.FFmpegError, ValueError) as exc:
-                    log.debug("cannot copy %s: %s", label, exc)
-            if s.type == "audio" and "aac" in supported:
-                out = self.container.add_stream("aac", rate=s.codec_context.sample_rate)
-                out.layout = s.codec_context.layout
-                out.metadata.update(s.metadata)
-                self._transcode[s.index] = out
-                mapping[s.index] = out
-                self._warn(f"{label} re-encoded to AAC: {self.final.suffix} cannot hold {name}")
-            else:
-                self._warn(f"dropping {label}: {self.final.suffix} cannot hold it")
-        return mapping
-
     def _warn(self, message: str) -> None:
         self.report.warnings.append(message)
         log.warning(message)
@@ -206,17 +181,10 @@ class VideoSink:
         self.report.frames += 1
 
     def write_packet(self, packet: av.Packet) -> None:
-        index = packet.stream.index
-        out = self.stream_map.get(index)
-        if out is None:
-            return
-        if index in self._transcode:
-            for frame in packet.decode():
-                frame.pts = None  # let the encoder's sample counter time it, as its frame size differs
-                self._mux(out.encode(frame))
-            return
-        packet.stream = out
-        self._mux([packet])
+        try:
+            self.passthrough.write(packet)
+        except av.error.FFmpegError as exc:
+            raise output_error(self.final, exc) from None
 
     def _mux(self, packets: list[av.Packet]) -> None:
         try:
@@ -228,8 +196,7 @@ class VideoSink:
         """Flush encoders and write the trailer (still under the temporary name)."""
         try:
             self._mux(self.stream.encode(None))
-            for out in self._transcode.values():
-                self._mux(out.encode(None))
+            self.passthrough.flush()
             self.container.close()
         except OSError as exc:
             raise output_error(self.final, exc) from None

@@ -1,0 +1,227 @@
+"""What runs inside a worker (a local process, a Ray task, or the coordinator itself with one job):
+upscale one file or one piece, with the worker's one Upscaler, and report how it went as data.
+
+Errors never escape as exceptions: a bad input becomes a failed :class:`TaskResult` carrying the
+``VidsrError`` message, so one file cannot take the worker (or the batch) down with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vidsr.batch.options import RuntimeSettings, UpscaleSettings
+from vidsr.batch.signals import Abort
+from vidsr.errors import VidsrError
+from vidsr.media.sink import output_error
+
+log = logging.getLogger(__name__)
+
+# Progress events a worker sends: (worker name, event, key, frames).
+Event = tuple[str, str, str, int]
+_REPORT_EVERY = 0.25  # seconds between frame-count messages, so a fast model does not flood the queue
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs to build its Upscaler: picklable, so it travels to processes and Ray."""
+
+    upscale: UpscaleSettings
+    runtime: RuntimeSettings
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str  # the manifest key: a file's output path relative to OUT_DIR, or "<file key>#<piece>"
+    source: str
+    output: str
+    label: str  # short name for progress displays
+    codec: str | None = None  # the encoder, when it must not depend on the output's container (pieces)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    key: str
+    ok: bool
+    frames_in: int = 0
+    frames_out: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    interrupted: bool = False
+    warnings: tuple[str, ...] = ()
+    worker: str = ""
+
+
+class _WorkerState:
+    """Per process: the Upscaler (built once, on first use), the device and the progress channel."""
+
+    def __init__(self) -> None:
+        self.spec: WorkerSpec | None = None
+        self.upscaler: Any = None
+        self.device: str | None = None
+        self.send: Callable[[Event], None] = lambda event: None
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.busy = False
+        self.interrupted = False
+
+
+STATE = _WorkerState()
+
+
+def init_process_worker(spec: WorkerSpec, devices: Any, events: Any) -> None:
+    """ProcessPoolExecutor initializer: take a device from the shared queue, wire progress, trap signals."""
+    import queue
+
+    try:
+        STATE.device = devices.get_nowait() if devices is not None else None
+    except queue.Empty:
+        STATE.device = None
+    STATE.spec = spec
+    STATE.send = events.put if events is not None else (lambda event: None)
+    STATE.name = f"w{os.getpid()}"
+    # Ctrl-C in a terminal reaches every process of the group, and the coordinator forwards SIGTERM as
+    # SIGINT: the task in hand stops (upscale_video then removes its partial file); an idle worker and
+    # repeated signals are ignored so that cleanup itself is never cut short.
+    signal.signal(signal.SIGINT, _interrupt_task)
+    signal.signal(signal.SIGTERM, _interrupt_task)
+    # Warnings travel back in each TaskResult (to the summary and the manifest); printed here as well
+    # they would interleave raw lines from every worker with the progress bar.
+    logging.getLogger("vidsr").setLevel(logging.ERROR)
+    if spec.threads:
+        import torch
+
+        torch.set_num_threads(spec.threads)
+
+
+def _interrupt_task(signum: int, frame: object) -> None:
+    if STATE.busy and not STATE.interrupted:
+        STATE.interrupted = True
+        raise KeyboardInterrupt
+
+
+def get_upscaler(spec: WorkerSpec, device: str | None = None) -> Any:
+    """The worker's Upscaler for ``spec``, built on first use and kept for every later file."""
+    if STATE.upscaler is None or STATE.spec != spec:
+        from vidsr.upscaler import Upscaler
+
+        u, r = spec.upscale, spec.runtime
+        STATE.upscaler = Upscaler(
+            u.model,
+            u.scale,
+            weights=u.weights,
+            device=device or STATE.device or r.device,
+            precision=r.precision,
+            backend=r.backend,
+        )
+        STATE.spec = spec
+    return STATE.upscaler
+
+
+def run_task(task: Task, spec: WorkerSpec | None = None) -> TaskResult:
+    """Upscale ``task.source`` into ``task.output``; every outcome comes back as a TaskResult."""
+    spec = spec or STATE.spec
+    if spec is None:
+        raise RuntimeError("worker not initialised")
+    started = time.perf_counter()
+    STATE.send((STATE.name, "start", task.key, 0))
+    STATE.busy, STATE.interrupted = True, False
+    try:
+        return _run(task, spec, started)
+    finally:
+        STATE.busy = False
+        STATE.send((STATE.name, "end", task.key, 0))
+
+
+def _run(task: Task, spec: WorkerSpec, started: float) -> TaskResult:
+    def failed(message: str, *, interrupted: bool = False) -> TaskResult:
+        return TaskResult(
+            task.key,
+            False,
+            seconds=round(time.perf_counter() - started, 3),
+            error=message,
+            interrupted=interrupted,
+            worker=STATE.name,
+        )
+
+    try:
+        from vidsr import video
+
+        up = get_upscaler(spec)
+        encode = spec.upscale.encode
+        if task.codec:
+            encode = dataclasses.replace(encode, codec=task.codec)
+        counter = _Counter(task.key)
+        try:
+            summary = video.upscale_video(
+                task.source,
+                task.output,
+                upscaler=up,
+                encode=encode,
+                batch_size=spec.runtime.batch_size,
+                overwrite=True,
+                progress=False,
+                on_frames=counter.update,
+            )
+        finally:
+            counter.flush()
+    except Abort:
+        raise  # a second Ctrl-C in the coordinator's own thread: stop everything, now
+    except KeyboardInterrupt:
+        return failed("interrupted", interrupted=True)
+    except VidsrError as exc:
+        return failed(str(exc))
+    except OSError as exc:
+        # Raw OS errors come from writing (the reader's become InputError): disk full, permissions.
+        return failed(str(output_error(Path(task.output), exc)))
+    except Exception as exc:
+        log.debug("task %s failed:\n%s", task.key, traceback.format_exc())
+        return failed(f"unexpected error: {type(exc).__name__}: {exc}")
+    return TaskResult(
+        task.key,
+        True,
+        frames_in=summary.frames_in,
+        frames_out=summary.frames_out,
+        seconds=summary.seconds,
+        warnings=tuple(summary.warnings),
+        worker=STATE.name,
+    )
+
+
+class _Counter:
+    """Frame counts for the batch's one bar, sent in bursts rather than per frame."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.pending = 0
+        self.last = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.pending += n
+        now = time.monotonic()
+        if now - self.last >= _REPORT_EVERY:
+            self.flush()
+            self.last = now
+
+    def flush(self) -> None:
+        if self.pending:
+            STATE.send((STATE.name, "frames", self.key, self.pending))
+            self.pending = 0
+
+
+def ray_task(spec: WorkerSpec, task: Task) -> TaskResult:
+    """The body of a Ray task: Ray reuses its worker processes, so the Upscaler is built once per process."""
+    if spec.threads:
+        import torch
+
+        torch.set_num_threads(spec.threads)
+    return run_task(task, spec)

@@ -1,0 +1,116 @@
+"""``vidsr batch``: many videos into one output folder, resumable, one bad file never stops the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidsr.cli.main import debug_option, emit_json, handle_errors
+from vidsr.models import REGISTRY
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUTS...")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output folder: mirrors the input tree, holds vidsr-manifest.jsonl.",
+)
+@click.option("-m", "--model", type=click.Choice(list(REGISTRY)), default="espcn", show_default=True)
+@click.option("-s", "--scale", type=click.IntRange(2, 4), default=4, show_default=True)
+@click.option("--weights", type=click.Path(path_type=Path), help="Your own .safetensors weights for --model.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option(
+    "--backend", type=click.Choice(["auto", "tensorrt", "torch-cuda", "torch-cpu"]), default="auto", show_default=True
+)
+@click.option("--batch", "batch_size", type=click.IntRange(1, 256), help="Frames per model call [8 GPU, 2 CPU].")
+@click.option("--codec", help="Video encoder: libx264, libx265, h264_nvenc... [libx264; VP9 for .webm].")
+@click.option("--crf", type=click.IntRange(0, 63), help="Constant rate factor [encoder default].")
+@click.option("--preset", help="Encoder preset, e.g. veryfast, medium, slow [encoder default].")
+@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Workers [default: one per GPU, else 1].")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads per worker [cores / workers].")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", help="Ray cluster address (with --executor ray) [start a local Ray].")
+@click.option(
+    "--segment-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Cut videos at keyframes into pieces of about this length, upscale them in parallel, join them.",
+)
+@click.option(
+    "--retry",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Rerun a failed input up to this many more times on later runs.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notes; the summary still prints.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@debug_option
+@handle_errors
+def batch(
+    inputs: tuple[str, ...],
+    out_dir: Path,
+    model: str,
+    scale: int,
+    weights: Path | None,
+    device: str,
+    precision: str,
+    backend: str,
+    batch_size: int | None,
+    codec: str | None,
+    crf: int | None,
+    preset: str | None,
+    pix_fmt: str,
+    jobs: int | None,
+    threads: int | None,
+    executor: str,
+    address: str | None,
+    segment_seconds: float | None,
+    retry: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Upscale every video in INPUTS into the folder given by -o.
+
+    INPUTS are files, folders (searched recursively; videos found by content),
+    quoted globs ('in/**/*.avi'), or @LIST: a text file with one path per line
+    (relative to the list's folder; # starts a comment).  Outputs mirror the
+    input tree under -o; a manifest there records every input's state.
+    Rerunning the same command resumes: finished outputs are kept, failed ones
+    retried (--retry), interrupted ones restarted.  Exit status 0 only if every
+    input is done.
+    """
+    from vidsr.batch import BatchOptions, RuntimeSettings, UpscaleSettings, format_summary, run_batch
+    from vidsr.media.sink import EncodeOptions
+
+    options = BatchOptions(
+        out_dir=out_dir,
+        upscale=UpscaleSettings(
+            model,
+            scale,
+            str(weights) if weights else None,
+            EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+        ),
+        runtime=RuntimeSettings(device, precision, backend, batch_size, threads),
+        jobs=jobs,
+        executor=executor,
+        address=address,
+        segment_seconds=segment_seconds,
+        retry=retry,
+        progress=not quiet and not as_json,
+    )
+    report = run_batch(inputs, options)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        if not quiet:
+            for note in report.notes:
+                click.echo(f"Note: {note}", err=True)
+        click.echo(format_summary(report))
+    click.get_current_context().exit(report.exit_code)
