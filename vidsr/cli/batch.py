@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vidsr.cli.main import debug_option, emit_json, handle_errors
-from vidsr.models import REGISTRY
+from vidsr.cli.options import encode_options, model_options
 
 
 @click.command()
@@ -20,19 +20,8 @@ from vidsr.models import REGISTRY
     required=True,
     help="Output folder: mirrors the input tree, holds vidsr-manifest.jsonl.",
 )
-@click.option("-m", "--model", type=click.Choice(list(REGISTRY)), default="espcn", show_default=True)
-@click.option("-s", "--scale", type=click.IntRange(2, 4), default=4, show_default=True)
-@click.option("--weights", type=click.Path(path_type=Path), help="Your own .safetensors weights for --model.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True)
-@click.option(
-    "--backend", type=click.Choice(["auto", "tensorrt", "torch-cuda", "torch-cpu"]), default="auto", show_default=True
-)
-@click.option("--batch", "batch_size", type=click.IntRange(1, 256), help="Frames per model call [8 GPU, 2 CPU].")
-@click.option("--codec", help="Video encoder: libx264, libx265, h264_nvenc... [libx264; VP9 for .webm].")
-@click.option("--crf", type=click.IntRange(0, 63), help="Constant rate factor [encoder default].")
-@click.option("--preset", help="Encoder preset, e.g. veryfast, medium, slow [encoder default].")
-@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
+@model_options
+@encode_options
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Workers [default: one per GPU, else 1].")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per worker [cores / workers].")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)

@@ -7,29 +7,14 @@ from pathlib import Path
 import click
 
 from vidsr.cli.main import debug_option, emit_json, handle_errors
-from vidsr.models import REGISTRY
-
-MODEL_NAMES = list(REGISTRY)
+from vidsr.cli.options import encode_options, model_options
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file [default: INPUT.x<scale>.<ext>].")
-@click.option("-m", "--model", type=click.Choice(MODEL_NAMES), default="espcn", show_default=True)
-@click.option("-s", "--scale", type=click.IntRange(2, 4), default=4, show_default=True)
-@click.option("--weights", type=click.Path(path_type=Path), help="Your own .safetensors weights for --model.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True)
-@click.option(
-    "--backend", type=click.Choice(["auto", "tensorrt", "torch-cuda", "torch-cpu"]), default="auto", show_default=True
-)
-@click.option(
-    "--batch", "batch_size", type=click.IntRange(1, 256), help="Frames per model call [default: 8 GPU, 2 CPU]."
-)
-@click.option("--codec", help="Video encoder: libx264, libx265, h264_nvenc... [default: libx264; mpeg4 for .avi].")
-@click.option("--crf", type=click.IntRange(0, 63), help="Constant rate factor [encoder default].")
-@click.option("--preset", help="Encoder preset, e.g. veryfast, medium, slow [encoder default].")
-@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format (yuv420p, yuv444p...).")
+@model_options
+@encode_options
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")

@@ -1,0 +1,8 @@
+"""The CLI's model list is written out (so `vidsr --help` needs no torch); it must match the registry."""
+
+from vidsr.cli.options import MODEL_NAMES
+from vidsr.models import REGISTRY
+
+
+def test_cli_model_names_match_registry():
+    assert list(REGISTRY) == MODEL_NAMES
