@@ -87,6 +87,15 @@ def test_tree_avi_cinepak_rgb_vfr(tmp_path):
     assert np.abs(got.mean((0, 1)) - ref.mean((0, 1))).max() < 3.0
 
 
+def test_tree_avi_to_avi_keeps_its_frame_slots(tmp_path):
+    """AVI out: MPEG-4 Part 2 on a slot clock; the 68 frames keep their places among 444 slots."""
+    out = tmp_path / "tree.x2.avi"
+    run(data_path("video", "tree.avi"), out, encode=EncodeOptions())
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "mpeg4"
+    assert frame_times(out) == pytest.approx(frame_times(data_path("video", "tree.avi")), abs=1e-3)
+
+
 # -- generated clips -------------------------------------------------------------------
 
 

@@ -139,6 +139,9 @@ class VideoSink:
                 self.time_base = self.spec.time_base  # already a slot clock (AVI in, AVI out)
             else:
                 self.time_base = 1 / self.spec.frame_rate
+        if codec == "mpeg4" and self.time_base.denominator > 65535:
+            # MPEG-4 Part 2 caps the clock at 16 bits (tree.avi ticks at 66667/1000000 s).
+            self.time_base = self.time_base.limit_denominator(65535)
         stream.time_base = self.time_base
         cc.time_base = self.time_base
         tags = self.spec.tags
