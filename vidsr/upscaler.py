@@ -8,12 +8,18 @@
 
 Frames arrive as uint8 planes and leave as uint8 planes; everything between
 (upload, conversion, model, quantisation) runs on the backend's device, so a GPU
-receives and returns bytes, not floats.
+receives and returns bytes, not floats.  On CUDA the planes travel from pinned host
+memory on a copy stream, so the transfer runs beside the compute of other work.
+
+Around the backend call (:meth:`Upscaler.run_model`) sit two safety nets: frames over
+the pixel budget go through seamless tiles (:mod:`vidsr.tiling`), and a reduced
+precision backend whose first batch comes back NaN/inf or black is replaced by FP32.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +31,9 @@ from vidsr.colour import BT601_STUDIO, YCbCrFormat, rgb_to_ycbcr, ycbcr_to_rgb
 from vidsr.errors import InputError
 from vidsr.models import LoadedModel, build_model
 from vidsr.resample import resize, to_uint8
+from vidsr.tiling import DEFAULT_TILE_PIXELS, overlap_for, plan_tiles, run_tiled
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,8 +55,19 @@ class PlaneBatch:
         return cls(*planes)
 
     def frames(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        y, cb, cr = (p.cpu().numpy() for p in (self.y, self.cb, self.cr))
+        y, cb, cr = (p.numpy() for p in _to_host(self.y, self.cb, self.cr))
         return [(y[i], cb[i], cr[i]) for i in range(len(y))]
+
+
+def _to_host(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """CPU copies; from a GPU through pinned buffers, which copy at full PCIe speed."""
+    if not tensors or tensors[0].device.type != "cuda":
+        return [t.cpu() for t in tensors]
+    host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+    for h, t in zip(host, tensors, strict=True):
+        h.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(tensors[0].device).synchronize()
+    return host
 
 
 @dataclass(frozen=True)
@@ -94,9 +114,31 @@ class Upscaler:
         device: str = "auto",
         precision: str = "auto",
         backend: str = "auto",
+        tile_pixels: int | None = None,
+        tile_overlap: int | None = None,
+        compile: bool = True,
+        engine_dir: str | Path | None = None,
+        loaded: LoadedModel | None = None,
     ) -> None:
-        self.loaded: LoadedModel = build_model(model, scale, weights=weights)
-        self.backend: Backend = create_backend(self.loaded, BackendOptions(backend, device, precision))
+        """``tile_pixels``: input frames with more pixels are tiled (None: about one 1080p frame;
+        0: never).  ``tile_overlap``: input pixels of context around each tile (None: the
+        model's receptive radius, which makes tiling exact).  ``compile``: ``torch.compile``
+        on torch-cuda.  ``engine_dir``: TensorRT engine cache.  ``loaded``: an already built
+        model (benchmarks use randomly initialised ones) instead of ``model``/``weights``.
+        """
+        self.loaded: LoadedModel = loaded or build_model(model, scale, weights=weights)
+        # Backends convert the module in place (fp16, bf16); the FP32 fallback restores from this copy
+        # instead of widening weights that were already rounded.
+        self._fp32_state = {k: v.detach().cpu().clone() for k, v in self.loaded.module.state_dict().items()}
+        self.options = BackendOptions(backend, device, precision, compile=compile, engine_dir=engine_dir)
+        self.backend: Backend = create_backend(self.loaded, self.options)
+        if tile_pixels is not None and tile_pixels < 0:
+            raise InputError(f"tile pixels must be 0 (no tiling) or positive, not {tile_pixels}")
+        self.tile_pixels = DEFAULT_TILE_PIXELS if tile_pixels is None else tile_pixels
+        self.tile_overlap = overlap_for(self.spec.architecture) if tile_overlap is None else tile_overlap
+        self.warnings: list[str] = []
+        self._checked = False
+        self._copy_stream: torch.cuda.Stream | None = None
 
     @property
     def spec(self):
@@ -112,14 +154,50 @@ class Upscaler:
 
     def describe(self) -> str:
         dtype = str(self.backend.dtype).removeprefix("torch.")
-        return f"{self.spec.name} x{self.scale} on {self.backend.name} ({dtype})"
+        text = f"{self.spec.name} x{self.scale} on {self.backend.name} ({dtype})"
+        reason = getattr(self.backend, "reason", None)
+        if self.options.backend == "auto" and reason:
+            text += f", chosen by auto: {reason}"
+        return text
 
     # -- the model -------------------------------------------------------------------
     @torch.inference_mode()
     def run_model(self, x: torch.Tensor) -> torch.Tensor:
-        """Float [0, 1] ``(N, C, H, W)`` on the device -> float32 upscaled, clamped to [0, 1]."""
-        out = self.backend(x.to(self.backend.dtype).contiguous())
-        return out.float().clamp_(0.0, 1.0)
+        """Float [0, 1] ``(N, C, H, W)`` on the device -> float32 upscaled, clamped to [0, 1].
+
+        Frames over the pixel budget (or over a TensorRT profile) are tiled here.
+        """
+        plan = self._tile_plan(x.shape[-2], x.shape[-1])
+        out = self._call_backend(x) if plan is None else run_tiled(self._call_backend, x, self.scale, plan)
+        return out.clamp_(0.0, 1.0)
+
+    def _tile_plan(self, height: int, width: int):
+        budget = self.tile_pixels or 0
+        max_hw = getattr(self.backend, "max_input_hw", None)
+        if max_hw is not None:
+            budget = min(budget or max_hw[0] * max_hw[1], max_hw[0] * max_hw[1])
+        if not budget:
+            return None
+        return plan_tiles(
+            height, width, budget, self.tile_overlap, multiple=max(1, self.spec.size_multiple), max_hw=max_hw
+        )
+
+    def _call_backend(self, x: torch.Tensor) -> torch.Tensor:
+        """The backend on ``x`` as float32, with the reduced-precision check on the first batch."""
+        out = self.backend(x.to(self.backend.dtype).contiguous()).float()
+        if not self._checked:
+            self._checked = True
+            problem = _precision_problem(x, out) if self.backend.dtype in (torch.float16, torch.bfloat16) else None
+            if problem:
+                dtype = str(self.backend.dtype).removeprefix("torch.")
+                message = f"{self.spec.name} in {dtype} gave {problem} on the first batch; falling back to fp32"
+                log.warning(message)
+                self.warnings.append(message)
+                self.options = replace(self.options, precision="fp32")
+                self.loaded.module.float().load_state_dict(self._fp32_state)
+                self.backend = create_backend(self.loaded, self.options)
+                out = self.backend(x.to(self.backend.dtype).contiguous()).float()
+        return out
 
     def _chroma_kernel(self) -> str:
         return getattr(self.loaded.module, "kernel", "bicubic")
@@ -130,7 +208,7 @@ class Upscaler:
         """Upscale an ``(H, W, 3)`` uint8 RGB image; returns ``(s*H, s*W, 3)`` uint8."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
+        x = torch.from_numpy(np.array(rgb, copy=True)).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
         h, w = x.shape[-2:]
         size = (h * self.scale, w * self.scale)
         if self.spec.colour == "rgb":
@@ -150,9 +228,9 @@ class Upscaler:
         self, batch: PlaneBatch, src: YCbCrFormat, dst: YCbCrFormat, geometry: OutputGeometry
     ) -> PlaneBatch:
         """Upscale a batch of Y'CbCr frames (any chroma layout) to ``geometry``."""
-        dev = self.device
-        y = batch.y.to(dev, non_blocking=True)[:, None].float().div_(255.0)
-        chroma = torch.stack((batch.cb, batch.cr), 1).to(dev, non_blocking=True).float().div_(255.0)
+        y8, cb8, cr8 = self._upload(batch)
+        y = y8[:, None].float().div_(255.0)
+        chroma = torch.stack((cb8, cr8), 1).float().div_(255.0)
         g = geometry
         if self.spec.colour == "rgb":
             full = resize(chroma, y.shape[-2:], "bicubic")
@@ -168,3 +246,31 @@ class Upscaler:
             out_c = resize(chroma, (g.chroma_height, g.chroma_width), self._chroma_kernel())
         out_y, out_c = to_uint8(out_y), to_uint8(out_c)
         return PlaneBatch(out_y[:, 0], out_c[:, 0], out_c[:, 1])
+
+    def _upload(self, batch: PlaneBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The uint8 planes on the device.  On CUDA: on a copy stream, from pinned memory when given."""
+        dev = self.device
+        planes = (batch.y, batch.cb, batch.cr)
+        if dev.type != "cuda":
+            return tuple(p.to(dev) for p in planes)  # type: ignore[return-value]
+        if self._copy_stream is None:
+            self._copy_stream = torch.cuda.Stream(dev)
+        compute = torch.cuda.current_stream(dev)
+        with torch.cuda.stream(self._copy_stream):
+            # non_blocking is truly asynchronous only from pinned memory (PlaneBatch.stack(pin=True)).
+            moved = [p.to(dev, non_blocking=True) for p in planes]
+        compute.wait_stream(self._copy_stream)
+        for m in moved:
+            # Allocated on the copy stream, used on the compute stream: keep the allocator honest.
+            m.record_stream(compute)
+        return moved[0], moved[1], moved[2]
+
+
+def _precision_problem(x: torch.Tensor, out: torch.Tensor) -> str | None:
+    """Why a reduced-precision output is unusable: non-finite values, or black from a non-black input."""
+    if not bool(torch.isfinite(out).all()):
+        return "NaN/inf values"
+    # Overflowed activations often saturate to zero after clamping: a black frame from a lit one.
+    if float(out.amax()) < 1.0 / 255.0 and float(x.amax()) > 32.0 / 255.0:
+        return "an all-black result from a non-black input"
+    return None

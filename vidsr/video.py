@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from vidsr.backends.hwvideo import check_encoder, decode_hwaccel
 from vidsr.errors import InputError, OutputError
 from vidsr.media.sink import EncodeOptions, VideoSink, VideoSpec, check_output_path, pixel_layout
 from vidsr.media.source import DecodedFrame, VideoSource
@@ -63,6 +64,8 @@ def upscale_video(
     precision: str = "auto",
     backend: str = "auto",
     batch_size: int | None = None,
+    tile_pixels: int | None = None,
+    hwdec: str = "none",
     encode: EncodeOptions | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -71,16 +74,21 @@ def upscale_video(
 ) -> UpscaleSummary:
     """Upscale every frame of ``src`` into ``dst`` (default ``<stem>.x<scale><ext>``).
 
-    Sound, subtitles and data are copied; timestamps and colour tags are kept.  The
+    Sound, subtitles and data are copied; timestamps and colour tags are kept.  ``hwdec``
+    (none, auto, cuda) decodes with NVDEC; ``tile_pixels`` bounds the frame size per model call.  The
     output appears under its final name only once complete.  Pass ``upscaler`` to
     reuse a loaded model across files, ``on_frames(n)`` to hear of frames as they are written.
     """
     src = Path(src)
-    up = upscaler or Upscaler(model, scale, weights=weights, device=device, precision=precision, backend=backend)
+    up = upscaler or Upscaler(
+        model, scale, weights=weights, device=device, precision=precision, backend=backend, tile_pixels=tile_pixels
+    )
     final = Path(dst) if dst is not None else default_output(src, up.scale)
     encode = encode or EncodeOptions()
     sub_x, sub_y = pixel_layout(encode.pix_fmt)
-    with VideoSource(src) as source:
+    if encode.codec and encode.codec.endswith("_nvenc"):
+        check_encoder(encode.codec)  # fail before decoding anything: most GPUs' NVENC limits, H100's absence
+    with VideoSource(src, hwaccel=decode_hwaccel(hwdec)) as source:
         check_output_path(final, src, overwrite=overwrite)
         layout = source.layout
         geometry = output_geometry(layout.height, layout.width, up.scale, sub_x, sub_y)
@@ -130,7 +138,8 @@ def upscale_video(
         warnings.append(f"{sink.report.retimed} frames had duplicate timestamps and were nudged by one tick")
     for w in warnings:
         log.warning(w)
-    warnings += sink.report.warnings  # already logged by the sink as they happened
+    # Already logged where they happened: stream changes (sink), the FP16 -> FP32 fallback (upscaler).
+    warnings += sink.report.warnings + [w for w in up.warnings if w not in warnings]
     return UpscaleSummary(
         input=str(src),
         output=str(final),

@@ -3,12 +3,25 @@
 A backend runs the model only: float NCHW in, float NCHW out, on its device.
 Colour conversion, resampling of chroma and quantisation happen around it
 (see :mod:`vidsr.upscaler`), on the same device.
+
+=============  =====================================================================
+``tensorrt``   FP16 TensorRT engine from the ONNX export, cached under ``engines/``
+``torch-cuda`` FP16, channels-last, ``torch.compile``, CUDA graphs per batch shape
+``torch-cpu``  eager PyTorch, FP32 (bf16 measured 12x slower on AVX2 CPUs: see
+               ``benchmarks/RESULTS.md``), for machines without a GPU and CI
+``auto``       the fastest that works here, and it says which (``Backend.reason``)
+=============  =====================================================================
+
+TensorRT and ``torch.compile`` are imported only when chosen.  Modules: ``torch_cuda``,
+``tensorrt`` (build + run), ``onnx_export``, ``engine_cache`` (keys, names, sidecars; no
+TensorRT needed), ``hwvideo`` (NVDEC decode and NVENC checks for the media layer).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -35,9 +48,17 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class BackendOptions:
+    """How to run the model.  ``engine_dir`` is the TensorRT engine cache (None: the default).
+
+    ``compile`` and ``cuda_graphs`` apply to ``torch-cuda`` (and ``auto`` when it picks it).
+    """
+
     backend: str = "auto"
     device: str = "auto"
     precision: str = "auto"
+    compile: bool = True
+    cuda_graphs: bool = True
+    engine_dir: str | Path | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -49,10 +70,21 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+# Measured on the development CPU (AMD EPYC, AVX2, no AVX512-BF16/AMX; see benchmarks/RESULTS.md):
+# ESPCN x4 on 2x240x135 ran 11.1 fps in fp32 and 0.9 fps in bf16.  Without native bf16 dot products
+# PyTorch emulates bf16 convolution, so "auto" on the CPU is fp32.  CPUs that have AMX/AVX512-BF16
+# may be faster in bf16: ask for it with --precision bf16.
+CPU_AUTO_DTYPE = torch.float32
+
+
 def resolve_dtype(precision: str, device: torch.device, fp16_safe: bool) -> torch.dtype:
     if precision == "auto":
-        # FP16 on GPUs (tensor cores); FP32 on the CPU, where FP16 convolution is slow.
-        return torch.float16 if device.type == "cuda" and fp16_safe else torch.float32
+        # FP16 on GPUs (tensor cores); on the CPU the measured winner.
+        return (
+            torch.float16
+            if device.type == "cuda" and fp16_safe
+            else (CPU_AUTO_DTYPE if device.type == "cpu" else torch.float32)
+        )
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 
 
@@ -72,21 +104,95 @@ class TorchBackend:
         return self.module(x)
 
 
-def create_backend(loaded: LoadedModel, options: BackendOptions) -> Backend:
-    """The backend ``options`` name, or for ``auto`` the fastest that works here."""
+def _check(options: BackendOptions) -> None:
     if options.backend not in BACKENDS:
         raise BackendError(f"unknown backend {options.backend!r}; choose from {', '.join(BACKENDS)}")
     if options.precision not in PRECISIONS:
         raise BackendError(f"unknown precision {options.precision!r}; choose from {', '.join(PRECISIONS)}")
-    if options.backend == "torch-cpu":
-        device = torch.device("cpu")
-    elif options.backend in ("torch-cuda", "tensorrt"):
-        device = resolve_device("cuda" if options.device == "auto" else options.device)
-        if device.type != "cuda":
-            raise BackendError(f"backend {options.backend} needs a CUDA device, not {device}")
-    else:
-        device = resolve_device(options.device)
+
+
+def _cuda_device(options: BackendOptions) -> torch.device:
+    device = resolve_device("cuda" if options.device == "auto" else options.device)
+    if device.type != "cuda":
+        raise BackendError(f"backend {options.backend} needs a CUDA device, not {device}")
+    return device
+
+
+def _torch_cuda(loaded: LoadedModel, device: torch.device, options: BackendOptions) -> Backend:
+    from vidsr.backends.torch_cuda import TorchCudaBackend
+
     dtype = resolve_dtype(options.precision, device, loaded.spec.fp16_safe)
-    if dtype == torch.float16 and device.type == "cpu":
+    return TorchCudaBackend(loaded, device, dtype, compile=options.compile, cuda_graphs=options.cuda_graphs)
+
+
+def _tensorrt(loaded: LoadedModel, device: torch.device, options: BackendOptions) -> Backend:
+    from vidsr.backends.tensorrt import TensorRTBackend
+
+    if options.precision == "bf16":
+        raise BackendError("the tensorrt backend builds fp16 or fp32 engines; use --precision fp16 or fp32")
+    precision = "fp16" if options.precision == "auto" and loaded.spec.fp16_safe else options.precision
+    precision = "fp32" if precision == "auto" else precision
+    return TensorRTBackend(loaded, device, precision=precision, engine_dir=options.engine_dir)
+
+
+def _cpu(loaded: LoadedModel, device: torch.device, options: BackendOptions) -> Backend:
+    dtype = resolve_dtype(options.precision, device, loaded.spec.fp16_safe)
+    if dtype == torch.float16:
         raise BackendError("fp16 runs on CUDA only; use --precision fp32 or bf16 on the CPU")
     return TorchBackend(loaded, device, dtype)
+
+
+def _auto(loaded: LoadedModel, options: BackendOptions) -> tuple[Backend, str]:
+    """Fastest first: TensorRT, then torch-cuda, then the CPU.  Returns the backend and why."""
+    device = resolve_device(options.device)
+    if device.type != "cuda":
+        why = "no CUDA GPU" if options.device == "auto" else f"--device {options.device}"
+        return _cpu(loaded, device, options), why
+    from vidsr.backends.tensorrt import tensorrt_available
+
+    if not loaded.spec.learned:
+        return _torch_cuda(loaded, device, options), "interpolation baselines run on torch"
+    if options.precision == "bf16":
+        return _torch_cuda(loaded, device, options), "bf16 asked for (TensorRT engines are fp16/fp32)"
+    if not tensorrt_available():
+        return _torch_cuda(loaded, device, options), "TensorRT not installed"
+    try:
+        return _tensorrt(loaded, device, options), "TensorRT installed and the engine built/loaded"
+    except BackendError as exc:
+        # auto means "what works": a failed engine build costs speed, not the run.
+        log.warning("TensorRT unavailable for %s x%d (%s); using torch-cuda", loaded.spec.name, loaded.scale, exc)
+        return _torch_cuda(loaded, device, options), f"TensorRT failed: {exc}"
+
+
+def create_backend(loaded: LoadedModel, options: BackendOptions) -> Backend:
+    """The backend ``options`` names, or for ``auto`` the fastest that works here.
+
+    The returned backend carries ``reason``: why it was chosen (for logs and ``describe``).
+    """
+    _check(options)
+    if options.backend == "auto":
+        backend, reason = _auto(loaded, options)
+        log.info("backend auto -> %s (%s)", backend.name, reason)
+    elif options.backend == "torch-cpu":
+        if options.device not in ("auto", "cpu"):
+            raise BackendError(f"backend torch-cpu runs on the CPU, not --device {options.device}")
+        backend, reason = _cpu(loaded, torch.device("cpu"), options), "asked for"
+    elif options.backend == "torch-cuda":
+        backend, reason = _torch_cuda(loaded, _cuda_device(options), options), "asked for"
+    else:
+        backend, reason = _tensorrt(loaded, _cuda_device(options), options), "asked for"
+    backend.reason = reason  # type: ignore[attr-defined]
+    return backend
+
+
+__all__ = [
+    "BACKENDS",
+    "DEVICES",
+    "PRECISIONS",
+    "Backend",
+    "BackendOptions",
+    "TorchBackend",
+    "create_backend",
+    "resolve_device",
+    "resolve_dtype",
+]

@@ -53,6 +53,10 @@ class RuntimeSettings:
     backend: str = "auto"
     batch_size: int | None = None
     threads: int | None = None  # torch CPU threads per worker; None: the machine's cores / workers
+    tile_pixels: int | None = None  # see Upscaler: None about one 1080p frame, 0 never
+    compile: bool = True
+    engine_dir: str | None = None
+    hwdec: str = "none"
 
 
 @dataclass(frozen=True)

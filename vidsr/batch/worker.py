@@ -122,6 +122,9 @@ def get_upscaler(spec: WorkerSpec, device: str | None = None) -> Any:
             device=device or STATE.device or r.device,
             precision=r.precision,
             backend=r.backend,
+            tile_pixels=r.tile_pixels,
+            compile=r.compile,
+            engine_dir=r.engine_dir,
         )
         STATE.spec = spec
     return STATE.upscaler
@@ -168,6 +171,7 @@ def _run(task: Task, spec: WorkerSpec, started: float) -> TaskResult:
                 upscaler=up,
                 encode=encode,
                 batch_size=spec.runtime.batch_size,
+                hwdec=spec.runtime.hwdec,
                 overwrite=True,
                 progress=False,
                 on_frames=counter.update,

@@ -25,9 +25,28 @@ _MODEL_OPTIONS = (
     click.option(
         "--batch", "batch_size", type=click.IntRange(1, 256), help="Frames per model call [default: 8 GPU, 2 CPU]."
     ),
+    click.option(
+        "--tile-pixels",
+        type=click.IntRange(min=0),
+        help="Frames with more input pixels go through seamless tiles [about one 1080p frame]; 0: never.",
+    ),
+    click.option("--no-compile", "no_compile", is_flag=True, help="torch-cuda: skip torch.compile (faster start)."),
+    click.option(
+        "--engine-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="VIDSR_ENGINE_DIR",
+        help="TensorRT engine cache [engines/ in a checkout, else ~/.cache/vidsr/engines].",
+    ),
 )
 
 _ENCODE_OPTIONS = (
+    click.option(
+        "--hwdec",
+        type=click.Choice(["none", "auto", "cuda"]),
+        default="none",
+        show_default=True,
+        help="Decode on the GPU with NVDEC (auto: where FFmpeg and the GPU allow).",
+    ),
     click.option("--codec", help="Video encoder: libx264, libx265, h264_nvenc... [libx264; mpeg4 for .avi]."),
     click.option("--crf", type=click.IntRange(0, 63), help="Constant rate factor (mpeg4: quantiser) [encoder's]."),
     click.option("--preset", help="Encoder preset, e.g. veryfast, medium, slow [encoder default]."),
@@ -42,10 +61,10 @@ def _apply(options: tuple[Callable[..., Any], ...], fn: Callable[..., Any]) -> C
 
 
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--model --scale --weights --device --precision --backend --batch"""
+    """--model --scale --weights --device --precision --backend --batch --tile-pixels --no-compile --engine-dir"""
     return _apply(_MODEL_OPTIONS, fn)
 
 
 def encode_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--codec --crf --preset --pix-fmt"""
+    """--hwdec --codec --crf --preset --pix-fmt"""
     return _apply(_ENCODE_OPTIONS, fn)

@@ -33,7 +33,16 @@ _SCALES = click.Choice(["2", "3", "4"])
 @click.option("--val-every", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--val-crop", type=click.IntRange(min=0), default=0, help="Validate on centre crops of this side.")
 @click.option("--init", type=click.Path(dir_okay=False, path_type=Path), default=None, help="srgan: srresnet weights.")
-@click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="srgan: VGG19.")
+@click.option(
+    "--vgg-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="srgan: torchvision VGG19 state dict.",
+)
+@click.option("--adv-weight", type=float, default=1e-3, show_default=True, help="srgan: adversarial loss weight.")
+@click.option(
+    "--stop-at", type=click.IntRange(min=0), default=0, help="Checkpoint and stop after this step (resume later)."
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -42,7 +51,8 @@ def train(model_name: str, scale: str, out: Path | None, threads: int | None, as
     """Train MODEL on a folder of HR images; keep the best checkpoint by validation PSNR-Y."""
     import torch
 
-    from vidsr.train.loop import TrainConfig, train as run_training
+    from vidsr.train.loop import TrainConfig
+    from vidsr.train.loop import train as run_training
 
     if threads:
         torch.set_num_threads(threads)

@@ -30,6 +30,10 @@ def upscale(
     precision: str,
     backend: str,
     batch_size: int | None,
+    tile_pixels: int | None,
+    no_compile: bool,
+    engine_dir: Path | None,
+    hwdec: str,
     codec: str | None,
     crf: int | None,
     preset: str | None,
@@ -49,7 +53,17 @@ def upscale(
     from vidsr.video import is_image, upscale_image_file, upscale_video
 
     check_input_path(input_path)  # before loading a model: a typo should not wait for weights
-    up = Upscaler(model, scale, weights=weights, device=device, precision=precision, backend=backend)
+    up = Upscaler(
+        model,
+        scale,
+        weights=weights,
+        device=device,
+        precision=precision,
+        backend=backend,
+        tile_pixels=tile_pixels,
+        compile=not no_compile,
+        engine_dir=engine_dir,
+    )
     if not quiet and not as_json:
         click.echo(f"vidsr: {up.describe()}", err=True)
     if is_image(input_path):
@@ -61,6 +75,7 @@ def upscale(
             output,
             batch_size=batch_size,
             encode=encode,
+            hwdec=hwdec,
             overwrite=overwrite,
             progress=not quiet and not as_json,
             upscaler=up,

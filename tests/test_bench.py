@@ -1,0 +1,103 @@
+"""The benchmark library and ``vidsr bench`` on a tiny clip (stages, ratios, table, JSON)."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import pytest
+from click.testing import CliRunner
+from conftest import make_clip
+
+from vidsr.bench import (
+    STAGES,
+    BenchConfig,
+    BenchRow,
+    add_ratios,
+    bench_input,
+    count_frames,
+    load_for_bench,
+    machine_info,
+    make_bench_input,
+    markdown_table,
+)
+
+
+def row(stage: str, fps: float, model: str = "espcn") -> BenchRow:
+    return BenchRow(stage, "clip", 64, 48, model, 2, "torch-cpu", "float32", "random", 10, 10 / fps, fps)
+
+
+def test_ratios_pair_rows_by_input_scale_and_model():
+    rows = [row("io_ceiling", 100.0, "none"), row("naive", 5.0), row("pipeline", 50.0), row("naive", 1.0, "srresnet")]
+    rows.append(row("pipeline", 4.0, "srresnet"))
+    add_ratios(rows)
+    assert rows[2].ratio_vs_io_ceiling == 0.5 and rows[2].ratio_vs_naive == 10.0
+    assert rows[4].ratio_vs_naive == 4.0 and rows[4].ratio_vs_io_ceiling == 0.04
+    assert rows[0].ratio_vs_io_ceiling is None
+
+
+def test_markdown_table_has_one_line_per_row():
+    table = markdown_table([row("io_ceiling", 100.0, "none"), row("pipeline", 50.0)])
+    lines = table.splitlines()
+    assert len(lines) == 4
+    assert "end-to-end fps" in lines[0] and "model-only fps" in lines[0]
+    assert lines[3].startswith("| pipeline | clip (64x48) | espcn | 2 |")
+
+
+def test_random_weights_when_none_ship():
+    loaded, weights = load_for_bench("srresnet", 2)
+    assert weights in ("shipped", "random")
+    assert loaded.spec.name == "srresnet" and not loaded.module.training
+    assert load_for_bench("bicubic", 2)[1] == "-"
+
+
+def test_machine_info_names_the_cpu_and_torch():
+    info = machine_info()
+    assert info["cpu"] and info["cores"] and info["torch"]
+
+
+def test_make_bench_input_resamples_and_trims(tmp_path):
+    src = make_clip(tmp_path / "src.mp4", frames=6, size=(64, 48))
+    small = make_bench_input(src, tmp_path / "small.mp4", 4, (32, 18))
+    with av.open(str(small)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.width, cc.height) == (32, 18)
+    assert count_frames(small) == 4
+    trimmed = make_bench_input(src, tmp_path / "trim.mp4", 3, None)
+    assert count_frames(trimmed) == 3
+
+
+def test_bench_input_runs_every_stage(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=3, size=(32, 24))
+    cfg = BenchConfig(models=("espcn",), scales=(2,), device="cpu", model_iters=1)
+    rows = bench_input(clip, cfg, out_dir=tmp_path / "work")
+    assert [r.stage for r in rows] == list(STAGES)
+    assert all(r.frames == 3 and r.fps > 0 for r in rows)
+    pipeline = rows[-1]
+    assert pipeline.backend == "torch-cpu" and pipeline.model_fps and pipeline.model_fps > 0
+    assert pipeline.ratio_vs_io_ceiling is not None and pipeline.ratio_vs_naive is not None
+    assert not list((tmp_path / "work").glob("*.mp4"))  # outputs are cleaned up
+
+
+@pytest.mark.slow
+def test_cli_bench_json(tmp_path):
+    from vidsr.cli.main import cli
+
+    clip = make_clip(tmp_path / "c.mp4", frames=4, size=(32, 24))
+    args = ["bench", str(clip), "--models", "espcn", "-s", "2", "--device", "cpu", "--frames", "2", "--json"]
+    args += ["--stages", "io_ceiling,pipeline"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["machine"]["torch"]
+    assert [r["stage"] for r in payload["rows"]] == ["io_ceiling", "pipeline"]
+    assert all(r["frames"] == 2 for r in payload["rows"])
+
+
+def test_cli_bench_rejects_unknown_stage(tmp_path):
+    from vidsr.cli.main import cli
+
+    clip = make_clip(tmp_path / "c.mp4", frames=2, size=(32, 24))
+    result = CliRunner().invoke(cli, ["bench", str(clip), "--stages", "warp"])
+    assert result.exit_code == 2
+    assert "unknown stage 'warp'" in result.output
