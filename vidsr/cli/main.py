@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -74,6 +75,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             click.echo("Error: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # `vidsr models | head`: the reader left; not an error worth a word.
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stderr at exit
+            ctx.exit(0)
         except OSError as exc:
             if debug:
                 raise
