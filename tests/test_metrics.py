@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vidsr.colour import BT601_STUDIO, rgb_to_luma
 from vidsr.metrics import luma_255, mod_crop, psnr, psnr_ssim_y, shave, ssim
 
 
@@ -49,6 +50,12 @@ def test_luma_is_bt601_studio() -> None:
     assert y.flatten().tolist() == pytest.approx([16.0, 235.0])
     red = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
     assert luma_255(red).item() == pytest.approx(16 + 219 * 0.299)
+
+
+def test_luma_matches_the_colour_module() -> None:
+    rgb = torch.rand(3, 8, 9, dtype=torch.float64)
+    expected = rgb_to_luma(rgb, BT601_STUDIO)[0] * 255.0
+    assert torch.allclose(luma_255(rgb), expected, atol=1e-9)
 
 
 def test_crop_and_shave() -> None:

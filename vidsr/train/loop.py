@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from vidsr.errors import InputError, ModelError
-from vidsr.evaluate import bicubic_down, evaluate_images, list_images, load_rgb, module_upscaler
+from vidsr.evaluate import evaluate_images, list_images, load_rgb, module_upscaler, protocol_lr
 from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
 from vidsr.models import get_spec
 from vidsr.models.weights import load_weights, save_weights
@@ -117,7 +117,7 @@ def _val_pairs(config: TrainConfig, crop: int) -> list[tuple[torch.Tensor, torch
             top, left = (h - ch) // 2, (w - cw) // 2
             hr = hr[:, top : top + ch, left : left + cw]
         hr = mod_crop(hr, config.scale)
-        pairs.append((bicubic_down(hr, config.scale), luma_255(hr)))
+        pairs.append((protocol_lr(hr, config.scale), luma_255(hr)))
     return pairs
 
 
@@ -130,7 +130,10 @@ def _validate(module: nn.Module, colour: str, pairs: list, scale: int, device: s
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    # numpy's legacy state holds an array; stored as a tensor so weights_only loading accepts it.
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -138,7 +141,8 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -180,16 +184,18 @@ def export_metadata(config: TrainConfig, seconds: float, final: Any, steps_done:
     }
 
 
-def export_weights(config: TrainConfig, state: dict[str, torch.Tensor], dest: Path, seconds: float, steps: int):
+def export_weights(
+    config: TrainConfig, state: dict[str, torch.Tensor], dest: Path, seconds: float, steps: int
+) -> dict[str, Any]:
     """Write ``state`` as fp16 safetensors with metadata measured, from the fp16 weights, on the full val set."""
     spec = get_spec(config.model)
     module = spec.builder(scale=config.scale)
-    module.load_state_dict(state)
     # Measure what ships: round-trip through fp16 first.
     module.load_state_dict({k: v.half().to(v.dtype) if v.is_floating_point() else v for k, v in state.items()})
-    module.eval()
+    module.to(config.device).eval()
     images = [(p.name, load_rgb(p)) for p in list_images(config.val)]
-    final = evaluate_images(images, config.scale, module_upscaler(module, spec.colour), model=config.model)
+    upscale = module_upscaler(module, spec.colour, config.device)
+    final = evaluate_images(images, config.scale, upscale, model=config.model)
     meta = export_metadata(config, seconds, final, steps)
     save_weights(module, dest, meta, half=True)
     return meta

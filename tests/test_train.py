@@ -1,0 +1,204 @@
+"""Training: the loss goes down, resume == uninterrupted, the SRGAN losses, and the CLI on tiny data."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from vidsr.errors import ModelError
+from vidsr.models.srresnet import srresnet
+from vidsr.models.weights import read_metadata, save_weights
+from vidsr.train.discriminator import Discriminator
+from vidsr.train.loop import TrainConfig, train
+from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss
+from vidsr.train.vgg import RELU5_4, VGGFeatures, load_vgg19, vgg19_features
+
+
+def _images(folder: Path, count: int, size: int, seed: int) -> Path:
+    """Small textured photos-in-miniature: smooth gradients, edges and noise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    for i in range(count):
+        f = rng.uniform(0.1, 0.4, 3)
+        rgb = 128 + 90 * np.stack([np.sin(xx * f[0] + i), np.cos(yy * f[1]), np.sin((xx + yy) * f[2])], -1)
+        rgb[size // 3 :, : size // 2] *= 0.5  # a hard edge
+        rgb += rng.normal(0, 4, rgb.shape)
+        Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> tuple[Path, Path]:
+    return _images(tmp_path / "train", 3, 64, 0), _images(tmp_path / "val", 1, 36, 1)
+
+
+def _config(data: tuple[Path, Path], out: Path, **kw) -> TrainConfig:
+    base = {"model": "espcn", "steps": 6, "batch": 4, "patch": 16, "lr": 3e-3, "val_every": 3, "progress": False}
+    return TrainConfig(scale=2, data=str(data[0]), val=str(data[1]), out=str(out), **{**base, **kw})
+
+
+def test_a_few_steps_lower_the_loss(tiny_data, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    result = train(_config(tiny_data, tmp_path / "run.pt", steps=60, val_every=20))
+    records = [json.loads(line) for line in result.log.read_text().splitlines()]
+    assert [r["step"] for r in records] == [20, 40, 60]
+    assert records[-1]["loss"] < 0.6 * records[0]["loss"]
+    assert result.weights is not None and result.weights.is_file()
+    meta = read_metadata(result.weights)
+    assert meta["architecture"] == "espcn" and meta["scale"] == 2
+    assert set(meta["recipe"]) == {"steps", "patch", "batch", "lr", "loss", "seed", "data", "device", "seconds"}
+    assert meta["recipe"]["steps"] == 60
+    for key in ("val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim"):
+        assert isinstance(meta[key], float)
+    assert result.checkpoint.with_suffix(".best.safetensors").is_file()
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    whole = train(_config(tiny_data, tmp_path / "whole.pt"))
+
+    # Stopped by Ctrl-C after the first validation: the checkpoint is written on the way out.
+    def interrupt(record: dict) -> None:
+        raise KeyboardInterrupt
+
+    interrupted = _config(tiny_data, tmp_path / "cut.pt")
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, on_validation=interrupt)
+    assert torch.load(tmp_path / "cut.pt", weights_only=True)["step"] == 3
+    resumed = train(replace(interrupted, resume=str(tmp_path / "cut.pt")))
+
+    a = torch.load(whole.checkpoint, weights_only=True)
+    b = torch.load(resumed.checkpoint, weights_only=True)
+    assert a["step"] == b["step"] == 6
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["best"] == b["best"]
+    assert a["sampler"]["drawn"] == b["sampler"]["drawn"] == 6
+
+    # --stop-at: the same, stopped on purpose.
+    staged = _config(tiny_data, tmp_path / "staged.pt", stop_at=3)
+    assert train(staged).weights is None
+    final = train(replace(staged, stop_at=0, resume=str(tmp_path / "staged.pt")))
+    c = torch.load(final.checkpoint, weights_only=True)
+    assert all(torch.equal(v, c["model"][k]) for k, v in a["model"].items())
+
+
+def test_vgg19_layout_matches_torchvision() -> None:
+    features = vgg19_features()
+    assert len(features) == 37
+    convs = [i for i, m in enumerate(features) if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+    assert isinstance(features[RELU5_4], torch.nn.ReLU) and isinstance(features[RELU5_4 + 1], torch.nn.MaxPool2d)
+    assert len(VGGFeatures(features).features) == RELU5_4 + 1
+
+
+def test_srgan_losses_run_with_a_random_vgg() -> None:
+    torch.manual_seed(0)
+    loss_fn = SRGANGeneratorLoss(VGGFeatures(), adv_weight=1e-3)
+    disc = Discriminator()
+    hr = torch.rand(2, 3, 32, 32)
+    sr = (hr + 0.1 * torch.randn_like(hr)).requires_grad_(True)
+    parts = loss_fn(sr, hr, disc(sr))
+    assert parts["loss"].item() == pytest.approx(parts["content"].item() + 1e-3 * parts["adversarial"].item())
+    assert parts["content"].item() > 0
+    parts["loss"].backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert loss_fn(hr, hr, disc(hr))["content"].item() == 0.0
+    d = discriminator_loss(disc(hr), disc(sr.detach()))
+    assert d.item() > 0 and torch.isfinite(d)
+
+
+def test_missing_vgg_weights_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"no VGG19 weights given.*--vgg-weights"):
+        load_vgg19(None)
+    with pytest.raises(ModelError, match=r"VGG19 weights .*nope.pth do not exist"):
+        load_vgg19(tmp_path / "nope.pth")
+    # A torchvision-format state dict loads.
+    path = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features().state_dict().items()}, path)
+    assert isinstance(load_vgg19(path), VGGFeatures)
+
+
+def test_srgan_trains_from_srresnet_with_given_vgg(tiny_data, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    init = tmp_path / "srresnet_x2.safetensors"
+    save_weights(srresnet(scale=2), init, {"architecture": "srresnet", "scale": 2})
+    vgg = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features().state_dict().items()}, vgg)
+    config = _config(tiny_data, tmp_path / "gan.pt", model="srgan", steps=2, val_every=2, batch=2, lr=1e-4)
+    with pytest.raises(ModelError, match="--init"):
+        train(config)
+    with pytest.raises(ModelError, match="no VGG19 weights"):
+        train(replace(config, init=str(init)))
+    result = train(replace(config, init=str(init), vgg_weights=str(vgg)))
+    assert result.step == 2
+    assert read_metadata(result.weights)["architecture"] == "srresnet"
+    assert "disc" in torch.load(result.checkpoint, weights_only=True)
+
+
+def test_cli_train_then_eval(tiny_data, tmp_path: Path) -> None:
+    from vidsr.cli.main import cli
+
+    data, val = tiny_data
+    runner = CliRunner()
+    out = tmp_path / "cli.pt"
+    args = ["train", "--model", "espcn", "--scale", "2", "--data", str(data), "--val", str(val)]
+    result = runner.invoke(
+        cli,
+        [
+            *args,
+            "--steps",
+            "4",
+            "--batch",
+            "2",
+            "--patch",
+            "16",
+            "--val-every",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--json",
+            "--threads",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    weights = Path(payload["weights"])
+    assert weights == out.with_suffix(".safetensors") and weights.is_file()
+    assert payload["step"] == 4 and payload["metadata"]["model"] == "espcn"
+
+    result = runner.invoke(cli, ["eval", str(val), "--model", "espcn", "--scale", "2", "--weights", str(weights)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("mean")
+    result = runner.invoke(cli, ["eval", str(val), "--model", "bicubic", "--scale", "2", "--json"])
+    report = json.loads(result.stdout)
+    assert report["psnr"] == report["bicubic_psnr"] and len(report["images"]) == 1
+
+    result = runner.invoke(cli, [*args[:2], "srgan", *args[3:], "--out", str(tmp_path / "g.pt")])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: srgan fine-tunes a trained srresnet: pass its weights with --init"
+    result = runner.invoke(
+        cli,
+        [
+            "eval",
+            str(tmp_path / "train"),
+            "--model",
+            "espcn",
+            "--scale",
+            "2",
+            "--weights",
+            str(tmp_path / "missing.safetensors"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "Error: weights file" in result.stderr and "does not exist" in result.stderr
