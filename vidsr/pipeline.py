@@ -22,6 +22,7 @@ from vidsr.media.source import DecodedFrame, Planes
 
 _END = object()
 _POLL = 0.1  # seconds between checks of the stop flag while blocked on a queue
+_STOP_GRACE = 10.0  # seconds each stage gets to stop after a failure
 
 
 @dataclass
@@ -146,10 +147,15 @@ class Pipeline:
             pass
         except BaseException as exc:  # Ctrl-C included: stop the other stages, then re-raise
             self._fail(exc)
-        if self._errors:
-            self._stop.set()
-        # Stages poll the stop flag, so these joins are short; the caller closes files after.
-        reader.join()
-        writer.join()
-        if self._errors:
-            raise self._errors[0]
+        if not self._errors:
+            reader.join()
+            writer.join()
+            return
+        self._stop.set()
+        # Stages poll the stop flag, so these joins are short.  They are bounded all the same: a
+        # KeyboardInterrupt that lands inside queue.Queue.put, between its lock's acquire and the
+        # with-block, leaves that lock held (CPython issue 29988) and a stage waiting on it forever.
+        # The stages are daemon threads; the run's error matters more than waiting for them.
+        reader.join(timeout=_STOP_GRACE)
+        writer.join(timeout=_STOP_GRACE)
+        raise self._errors[0]
