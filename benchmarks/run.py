@@ -211,8 +211,8 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
     lines += [
         "## Caveats",
         "",
-        "* The CPU run shared 2 cores with other jobs (training, tests), so its absolute figures are",
-        "  noisy lower bounds; the ratios within one input and scale are the meaningful part.",
+        "* 8 frames a row on 2 cores are noisy; run it with nothing else on the machine, and read",
+        "  the ratios within one input and scale before the absolute figures.",
         "* GPU memory is PyTorch's allocator peak; a TensorRT engine's own memory is not in it.",
         "",
     ]

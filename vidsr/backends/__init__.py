@@ -7,7 +7,7 @@ Colour conversion, resampling of chroma and quantisation happen around it
 =============  =====================================================================
 ``tensorrt``   FP16 TensorRT engine from the ONNX export, cached under ``engines/``
 ``torch-cuda`` FP16, channels-last, ``torch.compile``, CUDA graphs per batch shape
-``torch-cpu``  eager PyTorch, FP32 (bf16 measured 12x slower on AVX2 CPUs: see
+``torch-cpu``  eager PyTorch, FP32 (bf16 measured over 10x slower on AVX2 CPUs: see
                ``benchmarks/RESULTS.md``), for machines without a GPU and CI
 ``auto``       the fastest that works here, and it says which (``Backend.reason``)
 =============  =====================================================================
