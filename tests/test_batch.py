@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import pytest
 from click.testing import CliRunner
-from test_batch_support import clip, decoded, make_bad_files, real_clip_folder
+from test_batch_support import clip, decoded, make_bad_files, real_clip_folder, records
 
 from vidsr.batch import BatchOptions, UpscaleSettings, run_batch
 from vidsr.batch.discover import discover, output_suffix
@@ -39,15 +39,6 @@ def options(out: Path, **kw) -> BatchOptions:
         progress=False,
         **kw,
     )
-
-
-def records(out: Path) -> dict[str, dict]:
-    """Last record per key, read the way the manifest says it is read."""
-    found = {}
-    for line in (out / "vidsr-manifest.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        found[record["key"]] = record
-    return found
 
 
 def frame_times(path: Path) -> list:

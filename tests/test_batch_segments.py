@@ -6,13 +6,12 @@ keyframe every 12 frames and B-frames, so there are several pieces and dts != pt
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import av
 import pytest
 from conftest import data_path
-from test_batch_support import audio_packets, avi_with_pcm, decoded, reencode_cut
+from test_batch_support import audio_packets, avi_with_pcm, decoded, records, reencode_cut
 
 from vidsr.batch import BatchOptions, UpscaleSettings, run_batch, segments
 from vidsr.batch import runner as batch_runner
@@ -35,14 +34,6 @@ def options(out: Path, encode: EncodeOptions, seconds: float | None) -> BatchOpt
         segment_seconds=seconds,
         progress=False,
     )
-
-
-def records(out: Path) -> dict[str, dict]:
-    found = {}
-    for line in (out / "vidsr-manifest.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        found[record["key"]] = record
-    return found
 
 
 def video_timestamps(path: Path) -> list[tuple[int, int]]:

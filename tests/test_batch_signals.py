@@ -3,7 +3,6 @@ with outputs identical to an uninterrupted run."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_batch_support import clip, decoded
+from test_batch_support import clip, decoded, records
 
 from vidsr.batch import BatchOptions, UpscaleSettings, run_batch
 from vidsr.batch.options import RuntimeSettings
@@ -64,20 +63,10 @@ def _start(folder: Path, out: Path, *extra: str, slow_cleanup: bool = False) -> 
     )
 
 
-def _records(out: Path) -> dict[str, dict]:
-    path = out / "vidsr-manifest.jsonl"
-    found: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            record = json.loads(line)  # every line complete: the writer fsyncs whole lines
-            found[record["key"]] = record
-    return found
-
-
 def _wait_for_done(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(r.get("state") == "done" for r in _records(out).values()):
+        if any(r.get("state") == "done" for r in records(out).values()):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
@@ -85,7 +74,7 @@ def _wait_for_done(out: Path, proc: subprocess.Popen, timeout: float = 120) -> N
 
 
 def _assert_clean_stop(out: Path) -> set[str]:
-    manifest = _records(out)
+    manifest = records(out)
     states = {k: r["state"] for k, r in manifest.items() if r.get("type") == "file"}
     assert "running" not in states.values()
     done = {k for k, s in states.items() if s == "done"}
@@ -105,7 +94,7 @@ def test_sigterm_stops_cleanly_and_rerun_matches(folder: Path, reference: Path, 
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "stopped by SIGTERM: rerun the same command to continue" in stdout
     done = _assert_clean_stop(out)
-    stopped = [r for k, r in _records(out).items() if k in NAMES and r["state"] == "pending" and r.get("error")]
+    stopped = [r for k, r in records(out).items() if k in NAMES and r["state"] == "pending" and r.get("error")]
     assert all(r["error"] == "interrupted" and r["attempts"] == 0 for r in stopped)
     before = {k: (out / k).stat().st_mtime_ns for k in done}
 
@@ -129,7 +118,7 @@ def test_second_sigint_stops_at_once(folder: Path, reference: Path, tmp_path: Pa
     stdout, stderr = proc.communicate(timeout=60)
     assert time.monotonic() - started < 2.5  # did not wait for the 3 s cleanup
     assert proc.returncode == 130 and stderr.endswith("Error: interrupted\n") and stdout == ""
-    manifest = _records(out)  # still readable, line by line
+    manifest = records(out)  # still readable, line by line
     assert all(manifest[k]["state"] in ("done", "pending", "running") for k in NAMES)
     for name in NAMES:
         if manifest[name]["state"] != "done":

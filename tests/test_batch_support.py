@@ -4,6 +4,7 @@ decoded-frame comparison.  Kept tiny so the whole batch suite runs in a few minu
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -207,3 +208,15 @@ __all__ = [
     "real_clip_folder",
     "reencode_cut",
 ]
+
+
+def records(out: Path) -> dict[str, dict]:
+    """Last record per key of ``out``'s manifest, read the way the manifest says it is read
+    (every line complete: the writer fsyncs whole lines)."""
+    path = out / "vidsr-manifest.jsonl"
+    found: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            found[record["key"]] = record
+    return found

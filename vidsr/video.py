@@ -47,6 +47,35 @@ class UpscaleSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def of(
+        cls,
+        src: Path,
+        final: Path,
+        up: Upscaler,
+        frames_in: int,
+        frames_out: int,
+        seconds: float,
+        width: int,
+        height: int,
+        **extra: Any,
+    ) -> UpscaleSummary:
+        return cls(
+            input=str(src),
+            output=str(final),
+            model=up.spec.name,
+            scale=up.scale,
+            backend=up.backend.name,
+            precision=str(up.backend.dtype).removeprefix("torch."),
+            frames_in=frames_in,
+            frames_out=frames_out,
+            seconds=round(seconds, 3),
+            fps=round(frames_out / seconds, 2) if seconds > 0 else 0.0,
+            width=width,
+            height=height,
+            **extra,
+        )
+
 
 def default_output(src: Path, scale: int) -> Path:
     """``cctv.mp4`` -> ``cctv.x2.mp4`` beside the input."""
@@ -140,19 +169,15 @@ def upscale_video(
         log.warning(w)
     # Already logged where they happened: stream changes (sink), the FP16 -> FP32 fallback (upscaler).
     warnings += sink.report.warnings + [w for w in up.warnings if w not in warnings]
-    return UpscaleSummary(
-        input=str(src),
-        output=str(final),
-        model=up.spec.name,
-        scale=up.scale,
-        backend=up.backend.name,
-        precision=str(up.backend.dtype).removeprefix("torch."),
-        frames_in=source.frames_decoded,
-        frames_out=sink.report.frames,
-        seconds=round(seconds, 3),
-        fps=round(sink.report.frames / seconds, 2) if seconds > 0 else 0.0,
-        width=geometry.width,
-        height=geometry.height,
+    return UpscaleSummary.of(
+        src,
+        final,
+        up,
+        source.frames_decoded,
+        sink.report.frames,
+        seconds,
+        geometry.width,
+        geometry.height,
         corrupt_packets=source.corrupt_packets,
         warnings=warnings,
     )
@@ -200,17 +225,4 @@ def upscale_image_file(
         temp.unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - started
-    return UpscaleSummary(
-        input=str(src),
-        output=str(final),
-        model=up.spec.name,
-        scale=up.scale,
-        backend=up.backend.name,
-        precision=str(up.backend.dtype).removeprefix("torch."),
-        frames_in=1,
-        frames_out=1,
-        seconds=round(seconds, 3),
-        fps=round(1 / seconds, 2) if seconds else 0.0,
-        width=out.shape[1],
-        height=out.shape[0],
-    )
+    return UpscaleSummary.of(src, final, up, 1, 1, seconds, out.shape[1], out.shape[0])
