@@ -131,11 +131,12 @@ class _Retimer:
         self.frames: deque[tuple[int, Planes]] = deque()
         self.heap: list[int] = []
         self.last: int | None = None
-        self.step = 1
+        self.step: int | None = None  # the smallest frame interval seen, for frames without pts
 
     def push(self, index: int, pts: int | None, planes: Planes) -> Iterator[DecodedFrame]:
         if pts is None:  # no timestamp at all: continue the cadence
-            pts = (max(self.heap) if self.heap else (self.last if self.last is not None else -self.step)) + self.step
+            step = self.step or 1
+            pts = (max(self.heap) if self.heap else (self.last if self.last is not None else -step)) + step
         heapq.heappush(self.heap, pts)
         self.frames.append((index, planes))
         while len(self.frames) > self.window:
@@ -149,7 +150,7 @@ class _Retimer:
         index, planes = self.frames.popleft()
         pts = heapq.heappop(self.heap)
         if self.last is not None and pts > self.last:
-            self.step = min(self.step, pts - self.last) if self.step > 1 else pts - self.last
+            self.step = pts - self.last if self.step is None else min(self.step, pts - self.last)
         self.last = pts
         return DecodedFrame(index, pts, planes)
 
