@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import torch
 
 # Input pixels each output pixel depends on, each side, per architecture (low-resolution units):
-# ESPCN 5x5 + 3x3 + 3x3 -> 2+1+1.  SRResNet 9x9 head (4) + 33 3x3 convs at LR (33) + 3x3 after
-# each x2 shuffle (<=1) + 9x9 tail at HR (<=1) -> 39.  Interpolation: the kernel support.
-RECEPTIVE_RADIUS = {"espcn": 4, "srresnet": 39, "bicubic": 2, "bilinear": 1, "lanczos": 3, "nearest": 1}
+# ESPCN 5x5 + 3x3 + 3x3 -> 2+1+1.  SRResNet: 9x9 head (4) + 33 3x3 convs at LR (33) + the 3x3
+# before the first shuffle, still at LR (1) + the 3x3 after a second x2 shuffle (1/2) + the 9x9
+# tail, 4 HR pixels (2 LR pixels at x2, 4/3 at x3, 1 at x4) -> 40 at every scale.
+# Interpolation: the kernel support.  tests/test_tiling.py measures these on the built models.
+RECEPTIVE_RADIUS = {"espcn": 4, "srresnet": 40, "bicubic": 2, "bilinear": 1, "lanczos": 3, "nearest": 1}
 DEFAULT_OVERLAP = 16
 # About one 1080p frame: a 1080p input runs whole, 4K inputs are tiled.
 DEFAULT_TILE_PIXELS = 1920 * 1088
