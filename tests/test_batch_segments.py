@@ -92,7 +92,14 @@ def test_resume_reuses_finished_pieces(long_clip: Path, tmp_path: Path, monkeypa
     assert len(pieces) == 4
     stamps = {p: p.stat().st_mtime_ns for p in pieces}
 
-    monkeypatch.setattr(batch_runner.seg, "join", real_join)
+    # The join removes the pieces once done: look at them when it starts to read them.
+    joined: dict[Path, int] = {}
+
+    def watching_join(plan, *args, **kwargs):
+        joined.update({Path(s.output).resolve(): Path(s.output).stat().st_mtime_ns for s in plan.segments})
+        return real_join(plan, *args, **kwargs)
+
+    monkeypatch.setattr(batch_runner.seg, "join", watching_join)
     calls = []
     real_run = batch_runner.InlineExecutor.submit
     monkeypatch.setattr(
@@ -100,7 +107,7 @@ def test_resume_reuses_finished_pieces(long_clip: Path, tmp_path: Path, monkeypa
     )
     second = run_batch([str(long_clip)], options(out, LOSSLESS, 0.3))
     assert second.exit_code == 0 and calls == []  # nothing upscaled again: only the join ran
-    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.exists())
+    assert joined == {p.resolve(): t for p, t in stamps.items()}  # the first run's pieces, untouched
     assert len(decoded(out / "box.mp4")) == 40
     assert records(out)["box.mp4"]["attempts"] == 2
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
 
 import av
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import make_clip
 
@@ -21,6 +25,8 @@ from vidsr.bench import (
     make_bench_input,
     markdown_table,
 )
+from vidsr.models.srresnet import srresnet
+from vidsr.models.weights import save_weights
 
 
 def row(stage: str, fps: float, model: str = "espcn") -> BenchRow:
@@ -44,16 +50,41 @@ def test_markdown_table_has_one_line_per_row():
     assert lines[3].startswith("| pipeline | clip (64x48) | espcn | 2 |")
 
 
-def test_random_weights_when_none_ship():
+def test_random_weights_when_none_ship(tmp_path, monkeypatch):
+    from vidsr.models import weights as weights_module
+
+    monkeypatch.setattr(weights_module, "SHIPPED_DIR", tmp_path / "none")
     loaded, weights = load_for_bench("srresnet", 2)
-    assert weights in ("shipped", "random")
+    assert weights == "random" and loaded.weights is None and loaded.metadata == {"weights": "random"}
     assert loaded.spec.name == "srresnet" and not loaded.module.training
+    assert not any(p.requires_grad for p in loaded.module.parameters())
+    # Seeded: two benchmark runs time the same network.
+    again, _ = load_for_bench("srresnet", 2)
+    assert all(torch.equal(v, again.module.state_dict()[k]) for k, v in loaded.module.state_dict().items())
+    # Weights given: those, and said so.
+    given = tmp_path / "w.safetensors"
+    trained = srresnet(scale=2, blocks=16)
+    save_weights(trained, given, {"architecture": "srresnet", "scale": 2})
+    loaded, weights = load_for_bench("srresnet", 2, given)
+    assert weights == "given" and loaded.weights == given
+    assert all(torch.equal(v, loaded.module.state_dict()[k]) for k, v in trained.state_dict().items())
     assert load_for_bench("bicubic", 2)[1] == "-"
 
 
 def test_machine_info_names_the_cpu_and_torch():
     info = machine_info()
-    assert info["cpu"] and info["cores"] and info["torch"]
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        if names:
+            assert info["cpu"] == names[0]
+    assert info["cores"] == os.cpu_count()
+    assert info["torch"] == torch.__version__ and info["pyav"] == av.__version__
+    assert info["python"] == sys.version.split()[0]
+    assert info["ffmpeg"] == "libavcodec " + ".".join(map(str, av.library_versions["libavcodec"]))
+    assert info["gpu"] is None or torch.cuda.is_available()
 
 
 def test_make_bench_input_resamples_and_trims(tmp_path):

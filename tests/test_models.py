@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -79,11 +81,16 @@ def test_pickle_weights_loaded_safely(tmp_path):
     torch.save({"model": espcn(scale=2).state_dict()}, path)
     assert build_model("espcn", 2, weights=path).weights == path
 
+    marker = tmp_path / "pwned"
+
     class Evil:
+        # Unpickling calls os.mkdir(marker): the folder exists afterwards iff the pickle's code ran.
         def __reduce__(self):
-            return (print, ("pwned",))
+            return (os.mkdir, (str(marker),))
 
     evil = tmp_path / "evil.pth"
-    torch.save(Evil(), evil)
-    with pytest.raises(ModelError, match="cannot read weights"):
+    torch.save({"model": Evil()}, evil)
+    with pytest.raises(ModelError) as refused:
         build_model("espcn", 2, weights=evil)
+    assert not marker.exists(), "loading the weights ran code from the pickle"
+    assert str(refused.value).startswith(f"cannot read weights {evil}")
