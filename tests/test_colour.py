@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from vidsr.colour import BT601_STUDIO, MATRICES, YCbCrFormat, rgb_to_ycbcr, ycbcr_to_rgb
+from vidsr.colour import (
+    BT601_STUDIO,
+    MATRICES,
+    YCbCrFormat,
+    planes_to_rgb8,
+    rgb8_to_planes,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
 
 
@@ -45,3 +54,41 @@ def test_untagged_input_resolved_like_a_player():
     assert full.color_range == 2 and ycbcr_format(full).full_range
     tagged = resolve(ColourTags(9, 1, 9, 16), 640, 480)  # BT.2020 PQ kept as it is
     assert tagged == ColourTags(9, 1, 9, 16) and ycbcr_format(tagged).matrix == "bt2020"
+
+
+@pytest.mark.parametrize("matrix", MATRICES)
+@pytest.mark.parametrize("full", [False, True])
+def test_uint8_fast_path_equals_the_float_formulas(matrix, full):
+    """rgb8_to_planes / planes_to_rgb8 (numpy, fused) against rgb_to_ycbcr / ycbcr_to_rgb in float64."""
+    fmt = YCbCrFormat(matrix, full)
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (19, 27, 3), dtype=np.uint8)
+    rgb[0, :8] = [
+        [0, 0, 0],
+        [255, 255, 255],
+        [255, 0, 0],
+        [0, 255, 0],
+        [0, 0, 255],
+        [255, 255, 0],
+        [0, 255, 255],
+        [1, 2, 3],
+    ]
+    y, cb, cr = rgb8_to_planes(rgb, fmt)
+    ref = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1).double() / 255, fmt)
+    assert y.dtype == np.float32 and cb.dtype == cr.dtype == np.uint8
+    assert np.abs(y - ref[0].numpy()).max() < 1e-5
+    for got, want in ((cb, ref[1]), (cr, ref[2])):
+        want8 = (want * 255).round().clamp(0, 255).numpy()
+        assert np.abs(got.astype(float) - want8).max() <= 1  # float32 vs float64 on a rounding edge
+        assert (got == want8).mean() > 0.99
+
+    # Back: Y' unclamped (a model overshoots), chroma 8-bit; the result rounded and clamped.
+    luma = rng.uniform(-0.1, 1.1, (19, 27)).astype(np.float32)
+    cb8, cr8 = (rng.integers(0, 256, (19, 27), dtype=np.uint8) for _ in range(2))
+    out = planes_to_rgb8(luma, cb8, cr8, fmt)
+    ycc = torch.stack([torch.from_numpy(luma).double(), torch.from_numpy(cb8) / 255.0, torch.from_numpy(cr8) / 255.0])
+    want = (ycbcr_to_rgb(ycc.double(), fmt) * 255).round().clamp(0, 255).permute(1, 2, 0).numpy()
+    assert out.shape == (19, 27, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(float) - want).max() <= 1
+    assert (out == want).mean() > 0.99
+    assert out.min() == 0 and out.max() == 255  # the overshoot was clamped, not wrapped

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vidsr.resample import resize, resize_reference, to_uint8
+from vidsr.resample import can_resize_uint8, from_uint8, resize, resize_reference, resize_uint8, to_uint8
 
 PIL_KERNELS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
 
@@ -47,3 +47,36 @@ def test_shapes_and_dtypes():
         resize(torch.zeros(3, 3, dtype=torch.uint8), (6, 6))
     with pytest.raises(ValueError, match="unknown resampling kernel"):
         resize_reference(x, (20, 24), "cubic-ish")
+
+
+@pytest.mark.parametrize("kernel", ["bicubic", "bilinear", "nearest"])
+@pytest.mark.parametrize("size", [(142, 186), (284, 372), (213, 279)])
+def test_uint8_resize_is_pillow_8bit(image, kernel, size):
+    """The chroma fast path: torch's fixed-point uint8 kernels give Pillow's 8-bit upscale, within one code, nearly every pixel equal."""
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1))
+    out = resize_uint8(torch.from_numpy(planes)[None], size, kernel)[0].numpy()
+    assert out.shape == (3, *size) and out.dtype == np.uint8
+    for c in range(3):
+        ref = np.asarray(Image.fromarray(planes[c]).resize((size[1], size[0]), PIL_KERNELS[kernel]))
+        diff = np.abs(out[c].astype(int) - ref)
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.999  # fixed-point rounding: a rare pixel 1 off
+
+
+def test_uint8_resize_takes_only_what_it_can():
+    x8 = torch.zeros(2, 4, 4, dtype=torch.uint8)
+    assert can_resize_uint8(x8, "bicubic")
+    assert not can_resize_uint8(x8, "lanczos") and not can_resize_uint8(x8.float(), "bicubic")
+    with pytest.raises(ValueError, match="uint8 CPU tensors"):
+        resize_uint8(x8, (8, 8), "lanczos")
+
+
+def test_quantisation_rounds_half_to_even_and_clamps():
+    x = torch.tensor([-0.2, 0.0, 0.5 / 255, 1.5 / 255, 2.5 / 255, 0.49999, 1.0, 1.3], dtype=torch.float64)
+    assert to_uint8(x).tolist() == [0, 0, 0, 2, 2, 127, 255, 255]
+    # float32, strided views (a crop, a permute) and 4-D batches give the torch arithmetic's result.
+    y = torch.rand(2, 3, 9, 11) * 1.4 - 0.2
+    for view in (y, y[:, :, 1:7, 2:9], y.permute(0, 2, 3, 1)):
+        assert torch.equal(to_uint8(view), view.mul(255).round().clamp(0, 255).to(torch.uint8))
+    codes = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16)
+    assert torch.equal(from_uint8(codes), codes.float() / 255)
+    assert torch.equal(to_uint8(from_uint8(codes)), codes)

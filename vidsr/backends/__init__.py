@@ -7,6 +7,8 @@ Colour conversion, resampling of chroma and quantisation happen around it
 =============  =====================================================================
 ``tensorrt``   FP16 TensorRT engine from the ONNX export, cached under ``engines/``
 ``torch-cuda`` FP16, channels-last, ``torch.compile``, CUDA graphs per batch shape
+``onnxruntime`` the ONNX export on ONNX Runtime's CPU execution provider: the CPU default
+               for learned models (several times eager PyTorch's speed), ``.onnx`` cached
 ``torch-cpu``  eager PyTorch, FP32 (bf16 measured over 10x slower on AVX2 CPUs: see
                ``benchmarks/RESULTS.md``), for machines without a GPU and CI
 ``auto``       the fastest that works here, and it says which (``Backend.reason``)
@@ -31,7 +33,7 @@ from vidsr.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "torch-cuda", "torch-cpu")
+BACKENDS = ("auto", "tensorrt", "torch-cuda", "onnxruntime", "torch-cpu")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 
@@ -59,6 +61,7 @@ class BackendOptions:
     compile: bool = True
     cuda_graphs: bool = True
     engine_dir: str | Path | None = None
+    threads: int | None = None  # onnxruntime intra-op threads (None: torch.get_num_threads())
 
 
 def resolve_device(device: str) -> torch.device:
@@ -142,12 +145,40 @@ def _cpu(loaded: LoadedModel, device: torch.device, options: BackendOptions) -> 
     return TorchBackend(loaded, device, dtype)
 
 
+def _onnxruntime(loaded: LoadedModel, options: BackendOptions) -> Backend:
+    from vidsr.backends.onnxruntime import OnnxRuntimeBackend
+
+    if options.device not in ("auto", "cpu"):
+        raise BackendError(f"backend onnxruntime runs on the CPU, not --device {options.device}")
+    if options.precision not in ("auto", "fp32"):
+        raise BackendError("the onnxruntime backend runs fp32; use --precision fp32 or auto")
+    return OnnxRuntimeBackend(loaded, threads=options.threads, cache_dir=options.engine_dir)
+
+
+def _auto_cpu(loaded: LoadedModel, device: torch.device, options: BackendOptions, why: str) -> tuple[Backend, str]:
+    """onnxruntime for learned models in fp32 when installed, else eager PyTorch."""
+    from vidsr.backends.onnxruntime import onnxruntime_available
+
+    if not loaded.spec.learned:
+        return _cpu(loaded, device, options), f"{why}; interpolation baselines run on torch"
+    if options.precision not in ("auto", "fp32"):
+        return _cpu(loaded, device, options), f"{why}; {options.precision} asked for (onnxruntime runs fp32)"
+    if not onnxruntime_available():
+        return _cpu(loaded, device, options), f"{why}; onnxruntime not installed"
+    try:
+        return _onnxruntime(loaded, options), why
+    except Exception as exc:  # as for TensorRT: a failed export or load costs speed, not the run
+        reason = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+        log.warning("onnxruntime unavailable for %s x%d (%s); using torch-cpu", loaded.spec.name, loaded.scale, reason)
+        return _cpu(loaded, device, options), f"{why}; onnxruntime failed: {reason}"
+
+
 def _auto(loaded: LoadedModel, options: BackendOptions) -> tuple[Backend, str]:
     """Fastest first: TensorRT, then torch-cuda, then the CPU.  Returns the backend and why."""
     device = resolve_device(options.device)
     if device.type != "cuda":
         why = "no CUDA GPU" if options.device == "auto" else f"--device {options.device}"
-        return _cpu(loaded, device, options), why
+        return _auto_cpu(loaded, device, options, why)
     from vidsr.backends.tensorrt import tensorrt_available
 
     if not loaded.spec.learned:
@@ -177,6 +208,8 @@ def create_backend(loaded: LoadedModel, options: BackendOptions) -> Backend:
         if options.device not in ("auto", "cpu"):
             raise BackendError(f"backend torch-cpu runs on the CPU, not --device {options.device}")
         backend, reason = _cpu(loaded, torch.device("cpu"), options), "asked for"
+    elif options.backend == "onnxruntime":
+        backend, reason = _onnxruntime(loaded, options), "asked for"
     elif options.backend == "torch-cuda":
         backend, reason = _torch_cuda(loaded, _cuda_device(options), options), "asked for"
     else:
