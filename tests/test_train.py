@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,9 +13,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+import vidsr.train.loop as loop_module
 from vidsr.errors import ModelError
 from vidsr.models.srresnet import srresnet
 from vidsr.models.weights import read_metadata, save_weights
+from vidsr.train.data import PatchSampler
 from vidsr.train.discriminator import Discriminator
 from vidsr.train.loop import TrainConfig, train
 from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss
@@ -35,6 +38,15 @@ def _images(folder: Path, count: int, size: int, seed: int) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training runs compared bit for bit: one thread, restored afterwards for the other tests."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> tuple[Path, Path]:
     return _images(tmp_path / "train", 3, 64, 0), _images(tmp_path / "val", 1, 36, 1)
@@ -46,7 +58,6 @@ def _config(data: tuple[Path, Path], out: Path, **kw) -> TrainConfig:
 
 
 def test_a_few_steps_lower_the_loss(tiny_data, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     result = train(_config(tiny_data, tmp_path / "run.pt", steps=60, val_every=20))
     records = [json.loads(line) for line in result.log.read_text().splitlines()]
     assert [r["step"] for r in records] == [20, 40, 60]
@@ -61,34 +72,86 @@ def test_a_few_steps_lower_the_loss(tiny_data, tmp_path: Path) -> None:
     assert result.checkpoint.with_suffix(".best.safetensors").is_file()
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
-    whole = train(_config(tiny_data, tmp_path / "whole.pt"))
+class Recorder:
+    """What a run drew: every (LR, HR) batch the sampler handed out, in order, and the numbers a
+    validation callback took from the global generators (torch, numpy, random)."""
 
-    # Stopped by Ctrl-C after the first validation: the checkpoint is written on the way out.
-    def interrupt(record: dict) -> None:
-        raise KeyboardInterrupt
+    def __init__(self, monkeypatch) -> None:
+        self.batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.draws: list[tuple[int, list[float]]] = []
+        recorder = self
 
-    interrupted = _config(tiny_data, tmp_path / "cut.pt")
-    with pytest.raises(KeyboardInterrupt):
-        train(interrupted, on_validation=interrupt)
+        class RecordingSampler(PatchSampler):
+            def batch(self, size: int):
+                lr, hr = super().batch(size)
+                recorder.batches.append((lr.clone(), hr.clone()))
+                return lr, hr
+
+        monkeypatch.setattr(loop_module, "PatchSampler", RecordingSampler)
+
+    def on_validation(self, record: dict) -> None:
+        # Stands in for any consumer of the global generators (dropout, augmentation, a callback
+        # that samples): the loop promises they continue after a resume as if never stopped.
+        self.draws.append((record["step"], [torch.rand(1).item(), float(np.random.rand()), random.random()]))
+
+
+def _run(config: TrainConfig, monkeypatch, *, interrupt_at: int = 0) -> Recorder:
+    recorder = Recorder(monkeypatch)
+
+    def callback(record: dict) -> None:
+        recorder.on_validation(record)
+        if record["step"] == interrupt_at:
+            raise KeyboardInterrupt  # Ctrl-C: the checkpoint is written on the way out
+
+    if interrupt_at:
+        with pytest.raises(KeyboardInterrupt):
+            train(config, on_validation=callback)
+    else:
+        train(config, on_validation=callback)
+    return recorder
+
+
+@pytest.mark.parametrize("model", ["espcn", "srresnet"])
+def test_resume_draws_the_same_patches_and_reaches_the_same_weights(model, tiny_data, tmp_path, monkeypatch):
+    """Stopped after step 3 of 6 and resumed, a run draws the same patches (by the sampler's own
+    API, whatever makes the LR side), sees the same global random numbers and ends with the same
+    weights and optimiser state as an uninterrupted run."""
+    kw = {"model": model, "batch": 2} if model == "srresnet" else {"model": model}
+    whole = _config(tiny_data, tmp_path / "whole.pt", **kw)
+    a = _run(whole, monkeypatch)
+    cut = _config(tiny_data, tmp_path / "cut.pt", **kw)
+    first = _run(cut, monkeypatch, interrupt_at=3)
     assert torch.load(tmp_path / "cut.pt", weights_only=True)["step"] == 3
-    resumed = train(replace(interrupted, resume=str(tmp_path / "cut.pt")))
+    second = _run(replace(cut, resume=str(tmp_path / "cut.pt")), monkeypatch)
 
-    a = torch.load(whole.checkpoint, weights_only=True)
-    b = torch.load(resumed.checkpoint, weights_only=True)
-    assert a["step"] == b["step"] == 6
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
-    assert a["best"] == b["best"]
-    assert a["sampler"]["drawn"] == b["sampler"]["drawn"] == 6
+    assert len(a.batches) == 6 and len(first.batches) == 3 and len(second.batches) == 3
+    for i, ((lr_a, hr_a), (lr_b, hr_b)) in enumerate(zip(a.batches, first.batches + second.batches, strict=True)):
+        assert torch.equal(hr_a, hr_b) and torch.equal(lr_a, lr_b), f"batch {i + 1} differs"
+    assert [s for s, _ in a.draws] == [3, 6]
+    assert first.draws + second.draws == a.draws
 
-    # --stop-at: the same, stopped on purpose.
+    ckpt_a = torch.load(tmp_path / "whole.pt", weights_only=True)
+    ckpt_b = torch.load(tmp_path / "cut.pt", weights_only=True)
+    assert ckpt_a["step"] == ckpt_b["step"] == 6
+    for key, value in ckpt_a["model"].items():
+        assert torch.equal(value, ckpt_b["model"][key]), key
+    for index, state in ckpt_a["optimiser"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, ckpt_b["optimiser"]["state"][index][name]), (index, name)
+    assert ckpt_a["best"] == ckpt_b["best"]
+
+
+def test_stop_at_then_resume_equals_an_uninterrupted_run(tiny_data, tmp_path: Path) -> None:
+    whole = train(_config(tiny_data, tmp_path / "whole.pt"))
     staged = _config(tiny_data, tmp_path / "staged.pt", stop_at=3)
     assert train(staged).weights is None
+    assert torch.load(tmp_path / "staged.pt", weights_only=True)["step"] == 3
     final = train(replace(staged, stop_at=0, resume=str(tmp_path / "staged.pt")))
+    a = torch.load(whole.checkpoint, weights_only=True)
     c = torch.load(final.checkpoint, weights_only=True)
-    assert all(torch.equal(v, c["model"][k]) for k, v in a["model"].items())
+    assert a["step"] == c["step"] == 6
+    for key, value in a["model"].items():
+        assert torch.equal(value, c["model"][key]), key
 
 
 def test_vgg19_layout_matches_torchvision() -> None:
@@ -144,7 +207,6 @@ def test_missing_vgg_weights_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_srgan_trains_from_srresnet_with_given_vgg(tiny_data, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     init = tmp_path / "srresnet_x2.safetensors"
     save_weights(srresnet(scale=2), init, {"architecture": "srresnet", "scale": 2})
     vgg = tmp_path / "vgg19.pth"
