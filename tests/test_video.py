@@ -322,3 +322,65 @@ def test_damaged_packets_mid_stream_warn_and_go_on(tmp_path, caplog):
     damage = [w for w in summary.warnings if "damaged packets" in w or "decoded with errors" in w]
     assert damage and any(char.isdigit() for char in damage[0])
     assert damage[0] in caplog.text
+
+
+# -- closing from another thread (Ctrl-C while the pipeline's threads read and write) -----------
+
+_CLOSE_RACE = """
+import random, sys, threading, time
+from fractions import Fraction
+from pathlib import Path
+import numpy as np
+from vidsr.media.sink import EncodeOptions, VideoSink, VideoSpec
+from vidsr.media.source import VideoSource
+from vidsr.media.tags import ColourTags
+
+clip, out, rounds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+random.seed(0)
+errors = []
+for i in range(rounds):
+    src = VideoSource(clip)
+    spec = VideoSpec(src.layout.width, src.layout.height, src.time_base, src.frame_rate, src.tags)
+    sink = VideoSink(out, EncodeOptions(preset="ultrafast"), spec, src.passthrough)
+
+    def work():
+        try:
+            for n, item in enumerate(src.items()):
+                if hasattr(item, "planes"):
+                    sink.write_frame(item.planes, item.pts)
+                else:
+                    sink.write_packet(item)
+        except Exception as exc:
+            if "aborted" not in str(exc):
+                errors.append(repr(exc))
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    time.sleep(random.random() * 0.1)
+    sink.abort()  # as upscale_video does on Ctrl-C: the sink, then the source, from this thread
+    src.close()
+    t.join(10)
+    assert not t.is_alive(), "worker thread still running"
+    assert not sink.temp.exists(), sink.temp
+print("errors:", errors)
+"""
+
+
+def test_closing_source_and_sink_while_a_thread_reads_and_writes(tmp_path):
+    """A read or write after close ran FFmpeg on freed memory (SIGSEGV in av_read_frame): run the
+    race many times in a child process, so a crash fails this test instead of killing pytest."""
+    import subprocess
+    import sys
+
+    clip = make_clip(tmp_path / "race.mp4", frames=120, size=(160, 120), audio=True)
+    script = tmp_path / "race.py"
+    script.write_text(_CLOSE_RACE)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(clip), str(tmp_path / "out.mp4"), "8"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "errors: []"
+    assert not list(tmp_path.glob(".*partial*"))

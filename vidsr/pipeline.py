@@ -130,9 +130,12 @@ class Pipeline:
     def run(self) -> None:
         reader = threading.Thread(target=self._read, name="vidsr-decode", daemon=True)
         writer = threading.Thread(target=self._write, name="vidsr-encode", daemon=True)
-        reader.start()
-        writer.start()
         try:
+            # Started inside the try: Thread.start() waits for the thread to run, which on a busy
+            # machine takes long enough for a Ctrl-C to land there, and a reader started but never
+            # told to stop would read on after its source was closed.
+            reader.start()
+            writer.start()
             for frames, packets in self._batches():
                 results = self.process(frames) if frames else []
                 if len(results) != len(frames):
@@ -155,7 +158,9 @@ class Pipeline:
         # Stages poll the stop flag, so these joins are short.  They are bounded all the same: a
         # KeyboardInterrupt that lands inside queue.Queue.put, between its lock's acquire and the
         # with-block, leaves that lock held (CPython issue 29988) and a stage waiting on it forever.
-        # The stages are daemon threads; the run's error matters more than waiting for them.
-        reader.join(timeout=_STOP_GRACE)
-        writer.join(timeout=_STOP_GRACE)
+        # The stages are daemon threads; the run's error matters more than waiting for them, and
+        # a stage that outlives this cannot touch a closed file (the source and sink lock their I/O).
+        for thread in (reader, writer):
+            if thread.ident is not None:  # started
+                thread.join(timeout=_STOP_GRACE)
         raise self._errors[0]

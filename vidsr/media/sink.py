@@ -1,5 +1,11 @@
 """Encode Y'CbCr planes and mux them with the passthrough streams into a temporary file,
-renamed to the final name only when everything is written."""
+renamed to the final name only when everything is written.
+
+As with the source, the container is touched under one I/O lock: the pipeline's encode thread
+writes, while the caller may abort from its own thread.  :meth:`VideoSink.abort` closes between
+two writes, or, if a write is in progress, removes the file's name at once and leaves the close
+to the writing thread, which does it before its next write.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import contextlib
 import errno
 import logging
 import os
+import re
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +31,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CODECS = {"avi": "mpeg4", "webm": "libvpx-vp9"}
 _FF_QP2LAMBDA = 118
+_ABORT_WAIT = 2.0  # seconds abort() waits for a write in progress
+PARTIAL = re.compile(r"\.vidsr-(\d+)\.partial")  # in temporary names: the pid that writes them
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,46 @@ def temporary_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.vidsr-{os.getpid()}.partial{final.suffix}")
 
 
+def stale_partials(final: Path) -> tuple[list[Path], list[Path]]:
+    """Temporary files of earlier runs for ``final``: (those whose process is gone, those whose
+    process still runs).  A SIGKILL or a power cut leaves them; they never carry a final name."""
+    dead, alive = [], []
+    folder = final.parent if str(final.parent) else Path(".")
+    for path in folder.glob(f".{glob_escape(final.stem)}.vidsr-*.partial{glob_escape(final.suffix)}"):
+        m = PARTIAL.search(path.name)
+        if m is None or int(m.group(1)) == os.getpid():
+            continue
+        (alive if _pid_alive(int(m.group(1))) else dead).append(path)
+    return dead, alive
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?[])", r"[\1]", text)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another user's
+    return True
+
+
+def remove_stale_partials(final: Path) -> list[str]:
+    """Remove what killed runs left beside ``final``; return a warning for each file found."""
+    dead, alive = stale_partials(final)
+    notes = []
+    for path in dead:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            notes.append(f"removed {path.name}, a partial output left by a killed run")
+    for path in alive:
+        notes.append(f"{path.name} beside the output belongs to a running process; remove it if no vidsr runs")
+    return notes
+
+
 def output_error(path: Path, exc: BaseException) -> OutputError:
     code = getattr(exc, "errno", None)
     if code == errno.ENOSPC:
@@ -97,6 +147,9 @@ class VideoSink:
         self.spec = video
         self.report = SinkReport()
         self._last_pts: int | None = None
+        self._io = threading.Lock()  # held by whoever touches the container (see the module docstring)
+        self._aborting = threading.Event()
+        self._closed = False
         try:
             self.container = av.open(str(self.temp), mode="w")
         except av.error.FFmpegError as exc:
@@ -180,14 +233,24 @@ class VideoSink:
         frame.time_base = self.time_base
         tags = self.spec.tags
         frame.colorspace, frame.color_range = tags.colorspace, tags.color_range
-        self._mux(self.stream.encode(frame))
+        with self._io:
+            self._check_open()
+            self._mux(self.stream.encode(frame))
         self.report.frames += 1
 
     def write_packet(self, packet: av.Packet) -> None:
-        try:
-            self.passthrough.write(packet)
-        except av.error.FFmpegError as exc:
-            raise output_error(self.final, exc) from None
+        with self._io:
+            self._check_open()
+            try:
+                self.passthrough.write(packet)
+            except av.error.FFmpegError as exc:
+                raise output_error(self.final, exc) from None
+
+    def _check_open(self) -> None:
+        """Called with the I/O lock held: after an abort, the writing thread closes and stops."""
+        if self._aborting.is_set():
+            self._close()
+            raise OutputError(f"writing {self.final} was aborted")
 
     def _mux(self, packets: list[av.Packet]) -> None:
         try:
@@ -197,12 +260,15 @@ class VideoSink:
 
     def finish(self) -> None:
         """Flush encoders and write the trailer (still under the temporary name)."""
-        try:
-            self._mux(self.stream.encode(None))
-            self.passthrough.flush()
-            self.container.close()
-        except OSError as exc:
-            raise output_error(self.final, exc) from None
+        with self._io:
+            self._check_open()
+            try:
+                self._mux(self.stream.encode(None))
+                self.passthrough.flush()
+                self._closed = True
+                self.container.close()
+            except OSError as exc:
+                raise output_error(self.final, exc) from None
 
     def commit(self) -> None:
         try:
@@ -212,10 +278,22 @@ class VideoSink:
             raise output_error(self.final, exc) from None
 
     def abort(self) -> None:
-        """Close without caring for errors, and leave nothing behind."""
-        with contextlib.suppress(Exception):
-            self.container.close()
+        """Close without caring for errors, and leave nothing behind; from any thread."""
+        self._aborting.set()
+        if self._io.acquire(timeout=_ABORT_WAIT):
+            try:
+                self._close()
+            finally:
+                self._io.release()
+        # Else a write is in progress: the name goes now (the open file lives on, nameless, until
+        # the writing thread closes it before its next write).
         self._remove_temp()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self.container.close()
 
     def _remove_temp(self) -> None:
         with contextlib.suppress(FileNotFoundError):

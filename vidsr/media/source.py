@@ -2,12 +2,20 @@
 
 The source yields, in file order, :class:`DecodedFrame` items for the video stream
 and raw ``av.Packet`` items for every stream that is copied to the output.
+
+One thread reads (the pipeline's decode thread) while another may close the source (the caller,
+on Ctrl-C or a failure).  FFmpeg's demuxer must never run on a closed container: PyAV frees the
+format context on close, and a read after that dereferences freed memory (a SIGSEGV inside
+``av_read_frame``).  So every read holds the source's I/O lock and checks for a close request
+first; :meth:`VideoSource.close` takes the lock between packets, or, when a read is in progress,
+leaves the close to the reading thread, which does it as soon as that read returns.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +44,8 @@ PLANAR_8BIT = {
 }
 # How many decoded frames we hold back to put timestamps in presentation order (see _Retimer).
 REORDER_WINDOW = 16
+# How long close() waits for a read in progress before leaving the close to the reading thread.
+_CLOSE_WAIT = 2.0
 
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -162,6 +172,9 @@ class VideoSource:
         self, path: str | Path, *, threads: bool = True, hwaccel: av.codec.hwaccel.HWAccel | None = None
     ) -> None:
         self.path = Path(path)
+        self._io = threading.Lock()  # held by whoever touches the container (see the module docstring)
+        self._closing = threading.Event()
+        self._closed = False
         # hwaccel: NVDEC decode (vidsr.backends.hwvideo.decode_hwaccel); frames still arrive in host memory.
         self.container = open_input(self.path, hwaccel=hwaccel)
         try:
@@ -186,7 +199,7 @@ class VideoSource:
             self.layout = self._convert.layout
             self.note = self._convert.note
         except BaseException:
-            self.container.close()
+            self._close_container()
             raise
 
     # -- facts about the input ---------------------------------------------------------
@@ -219,27 +232,35 @@ class VideoSource:
             log.debug("corrupt packet at pts %s: %s", packet.pts, exc)
             return []
 
-    def _next_raw(self) -> Iterator[av.Packet | av.VideoFrame]:
-        """Packets of passthrough streams and decoded video frames, in file order."""
-        while True:
+    def _read_one(self) -> list[av.Packet | av.VideoFrame] | None:
+        """What one packet gives (a passthrough packet, or the frames it decodes to), read under the
+        I/O lock; None at the end of the file or once a close was requested."""
+        with self._io:
+            if self._closing.is_set():
+                self._close_container()  # asked while we were elsewhere: the reader closes its container
+                return None
             try:
                 packet = next(self._packets)
             except StopIteration:
-                return
+                return None
             except av.error.FFmpegError as exc:
                 # The demuxer itself gave up: a cut-off or damaged file.
                 if self.frames_decoded == 0 and not self._pending:
                     raise InputError(f"cannot read {self.path}: damaged or truncated ({exc.strerror})") from None
                 self.corrupt_packets += 1
                 log.debug("demux error: %s", exc)
-                continue
+                return []
             if packet.stream is self.video:
                 if packet.size and packet.pts is not None:
                     end = packet.pts + (packet.duration or 0)
                     self._video_end = end if self._video_end is None else max(self._video_end, end)
-                yield from self._decode(packet)  # a flush packet (size 0) drains the decoder
-            elif packet.size:
-                yield packet
+                return self._decode(packet)  # a flush packet (size 0) drains the decoder
+            return [packet] if packet.size else []
+
+    def _next_raw(self) -> Iterator[av.Packet | av.VideoFrame]:
+        """Packets of passthrough streams and decoded video frames, in file order."""
+        while (items := self._read_one()) is not None:
+            yield from items
 
     def _prime(self) -> av.VideoFrame:
         """Read up to the first decodable frame, keeping what came before it for later."""
@@ -280,7 +301,10 @@ class VideoSource:
                 if len(held) > 4 * REORDER_WINDOW:
                     yield from held
                     held.clear()
-        self._check_complete()
+        with self._io:
+            if self._closing.is_set():
+                return  # stopped early: the stream facts below live in the (closing) container
+            self._check_complete()
         yield from retimer.drain()
         yield from held
 
@@ -303,7 +327,20 @@ class VideoSource:
             raise InputError(f"{self.path} is truncated: its video stops at {reached:.2f} s of {declared:.2f} s")
 
     def close(self) -> None:
-        self.container.close()
+        """Close the container, from any thread: between two reads, never during one."""
+        self._closing.set()
+        if self._io.acquire(timeout=_CLOSE_WAIT):
+            try:
+                self._close_container()
+            finally:
+                self._io.release()
+        # Else a read is in progress (a slow disk, a starved thread): the reading thread closes the
+        # container when that read returns, and reads nothing more.
+
+    def _close_container(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.container.close()
 
     def __enter__(self) -> VideoSource:
         return self
