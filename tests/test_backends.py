@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -101,6 +102,41 @@ def test_tensorrt_absent_message(monkeypatch):
     assert not trt_backend.tensorrt_available()
 
 
+@pytest.mark.parametrize("error", [AttributeError("BuilderFlag has no attribute FP16"), BackendError("no engine")])
+def test_auto_falls_back_to_torch_cuda_on_any_tensorrt_error(monkeypatch, caplog, error):
+    """TensorRT 11 raises AttributeError from the build code: auto must still give a working backend."""
+    import vidsr.backends as backends
+    from vidsr.backends import tensorrt as trt_backend
+
+    def broken(*args):
+        raise error
+
+    stand_in = TorchBackend(random_model(), torch.device("cpu"), torch.float32)
+    monkeypatch.setattr(backends, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(trt_backend, "tensorrt_available", lambda: True)
+    monkeypatch.setattr(backends, "_tensorrt", broken)
+    monkeypatch.setattr(backends, "_torch_cuda", lambda *args: stand_in)
+    with caplog.at_level(logging.WARNING, logger="vidsr.backends"):
+        backend = create_backend(random_model(), BackendOptions())
+    assert backend is stand_in
+    assert backend.reason.startswith("TensorRT failed: ") and str(error) in backend.reason
+    assert "TensorRT unavailable for espcn x2" in caplog.text and "using torch-cuda" in caplog.text
+
+
+def test_keyboard_interrupt_is_not_swallowed_by_auto(monkeypatch):
+    import vidsr.backends as backends
+    from vidsr.backends import tensorrt as trt_backend
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backends, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(trt_backend, "tensorrt_available", lambda: True)
+    monkeypatch.setattr(backends, "_tensorrt", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        create_backend(random_model(), BackendOptions())
+
+
 # -- FP16 safety -----------------------------------------------------------------------------
 class FakeHalf:
     """Pretends to be an fp16 backend whose output overflowed."""
@@ -189,7 +225,7 @@ def test_torch_cuda_matches_eager_fp32(name):
     for n in (3, 2):  # the second call is a short batch: padded into the captured graph
         got = backend(x[:n].cuda()).float().cpu()
         assert (got - expected[:n]).abs().max().item() < 1e-3
-    assert len(backend._graphs) == 1
+    assert len(backend.graphs.graphs) == 1
 
 
 @pytest.mark.cuda
@@ -237,6 +273,20 @@ def test_hwdec_without_gpu():
         decode_hwaccel("cuda")
 
 
+@pytest.mark.parametrize("version", ["17.0.1", "14.4.0"])
+def test_hwdec_refuses_pyav_that_drops_colour_tags(monkeypatch, caplog, version):
+    import av
+
+    from vidsr.backends.hwvideo import decode_hwaccel
+
+    monkeypatch.setattr(av, "__version__", version)
+    with pytest.raises(BackendError, match=rf"PyAV {version} drops the colour tags .*pip install 'av>=18'"):
+        decode_hwaccel("cuda")
+    with caplog.at_level(logging.WARNING, logger="vidsr.backends.hwvideo"):
+        assert decode_hwaccel("auto") is None
+    assert "decoding in software" in caplog.text
+
+
 def test_software_encoder_checks_clean():
     from vidsr.backends.hwvideo import check_encoder
 
@@ -269,3 +319,46 @@ def test_cli_help_never_imports_tensorrt():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "build-engine" in result.stdout and "export-onnx" in result.stdout
+
+
+# -- packaging -------------------------------------------------------------------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_tensorrt_extra_has_what_the_onnx_export_imports():
+    """torch.onnx.export(dynamo=True) imports onnxscript and onnx: `pip install vidsr[tensorrt]` must bring them."""
+    names = {re.split(r"[<>=!~\[ ]", req)[0] for req in _pyproject()["project"]["optional-dependencies"]["tensorrt"]}
+    assert {"onnx", "onnxscript", "tensorrt"} <= names
+
+
+def test_tensorrt_is_pinned_below_11():
+    (spec,) = [r for r in _pyproject()["project"]["optional-dependencies"]["tensorrt"] if r.startswith("tensorrt")]
+    assert ">=10" in spec and "<11" in spec
+
+
+def test_pyav_18_is_required():
+    (spec,) = [r for r in _pyproject()["project"]["dependencies"] if re.match(r"av\b", r)]
+    assert spec.replace(" ", "") == "av>=18"
+
+
+def test_export_without_onnxscript_says_what_to_install(monkeypatch, tmp_path):
+    import sys
+
+    from vidsr.backends.onnx_export import export_onnx
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(BackendError, match=r"ONNX export needs onnxscript: pip install 'vidsr\[tensorrt\]'"):
+        export_onnx(random_model(), tmp_path / "m.onnx")
+
+
+def test_docker_image_exposes_nvdec_and_nvenc():
+    """Without the video capability the container lacks libnvcuvid: --hwdec cuda would decode in software."""
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    (caps,) = re.findall(r"NVIDIA_DRIVER_CAPABILITIES=(\S+)", text)
+    assert set(caps.split(",")) >= {"compute", "utility", "video"}

@@ -1,10 +1,12 @@
-"""The TensorRT engine cache: keys, names, sidecars, stale and corrupt files; the build code on a fake TensorRT."""
+"""The TensorRT engine cache: keys, names, sidecars, stale and corrupt files, locking between workers.
+
+The build and run code is tested against the strict stand-in in tests/test_tensorrt_run.py.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,6 +69,7 @@ def test_file_name_is_readable(tmp_path):
     assert paths.sidecar.name == name.replace(".engine", ".json")
     assert paths.build_log.name.endswith(".build.log")
     assert paths.timing_cache.name == "timing_trt10.3.0_nvidia-h100-80gb-hbm3.cache"
+    assert paths.lock.name == name.replace(".engine", ".lock")
 
 
 def test_options_are_validated():
@@ -90,14 +93,41 @@ def test_state_dict_checksum_follows_weights():
     assert sha256_state_dict(a) != sha256_state_dict(b)
 
 
-def test_default_engine_dir(monkeypatch, tmp_path):
+def test_default_engine_dir_env_wins(monkeypatch, tmp_path):
     monkeypatch.setenv(ENGINE_DIR_ENV, str(tmp_path / "mine"))
     assert default_engine_dir() == tmp_path / "mine"
-    monkeypatch.delenv(ENGINE_DIR_ENV)
-    root = Path(__file__).resolve().parents[1]
-    expected = root / "engines" if (root / "engines").is_dir() else Path.home() / ".cache" / "vidsr" / "engines"
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    assert default_engine_dir() == expected
+
+
+def test_default_engine_dir_in_this_checkout(monkeypatch):
+    monkeypatch.delenv(ENGINE_DIR_ENV, raising=False)
+    here = default_engine_dir()
+    # The checkout's engines/ folder is the one holding the cache's README (tracked in git).
+    assert (here / "README.md").read_text().startswith("# engines/ — the TensorRT engine cache")
+    assert here.name == "engines" and (here.parent / "pyproject.toml").is_file()
+
+
+def _installed_copy(tmp_path, monkeypatch):
+    """engine_cache.py as an installed package would hold it: site-packages/vidsr/backends/, no checkout."""
+    import importlib.util
+
+    target = tmp_path / "site-packages" / "vidsr" / "backends" / "engine_cache.py"
+    target.parent.mkdir(parents=True)
+    target.write_text((Path(__file__).resolve().parents[1] / "vidsr" / "backends" / "engine_cache.py").read_text())
+    spec = importlib.util.spec_from_file_location("installed_engine_cache", target)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_engine_dir_when_installed(monkeypatch, tmp_path):
+    installed = _installed_copy(tmp_path, monkeypatch)
+    monkeypatch.delenv(ENGINE_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert installed.default_engine_dir() == tmp_path / "xdg" / "vidsr" / "engines"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert installed.default_engine_dir() == tmp_path / "home" / ".cache" / "vidsr" / "engines"
 
 
 # -- load or build ---------------------------------------------------------------------------
@@ -181,173 +211,6 @@ def test_unwritable_cache_dir_says_what_to_do(tmp_path):
         EngineCache(blocker / "engines").load_or_build(KEY, Recorder().build, Recorder.load)
 
 
-# -- the build code against a fake TensorRT 10 -------------------------------------------------
-def fake_tensorrt(*, parse_ok: bool = True, build_ok: bool = True) -> types.ModuleType:
-    """Just enough of the TensorRT 10 Python API for build_engine, recording what it was told."""
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = "10.3.0"
-    calls: dict = {"flags": [], "profiles": []}
-    trt.calls = calls
-
-    class Severity:
-        def __init__(self, name):
-            self.name = name
-
-    class ILogger:
-        class Severity:
-            INTERNAL_ERROR, ERROR, WARNING, INFO = (Severity(n) for n in ("INTERNAL_ERROR", "ERROR", "WARNING", "INFO"))
-
-        def __init__(self):
-            pass
-
-    class IProgressMonitor:
-        def __init__(self):
-            pass
-
-    class Tensor:
-        dtype = "FLOAT"
-
-    class Network:
-        def __init__(self):
-            self.io = [Tensor(), Tensor()]
-
-        def get_input(self, i):
-            return self.io[0]
-
-        def get_output(self, i):
-            return self.io[1]
-
-    class Profile:
-        def set_shape(self, name, low, opt, high):
-            calls["profiles"].append((name, low, opt, high))
-
-    class TimingCache:
-        def __init__(self, data):
-            self.data = data
-
-        def serialize(self):
-            return b"TIMING:" + self.data
-
-    class Config:
-        progress_monitor = None
-
-        def set_memory_pool_limit(self, pool, size):
-            calls["workspace"] = size
-
-        def set_flag(self, flag):
-            calls["flags"].append(flag)
-
-        def add_optimization_profile(self, profile):
-            calls["profile_added"] = True
-
-        def create_timing_cache(self, data):
-            return TimingCache(data)
-
-        def set_timing_cache(self, cache, ignore_mismatch):
-            self.cache = cache
-
-        def get_timing_cache(self):
-            return self.cache
-
-    class Builder:
-        platform_has_fast_fp16 = True
-
-        def __init__(self, logger):
-            self.logger = logger
-
-        def create_network(self, flags):
-            calls["network_flags"] = flags
-            self.network = Network()
-            return self.network
-
-        def create_builder_config(self):
-            return Config()
-
-        def create_optimization_profile(self):
-            return Profile()
-
-        def build_serialized_network(self, network, config):
-            self.logger.log(ILogger.Severity.INFO, "building")
-            config.progress_monitor.phase_start("Building engine", None, 3)
-            config.progress_monitor.phase_finish("Building engine")
-            calls["io_dtypes"] = (network.io[0].dtype, network.io[1].dtype)
-            return b"SERIALIZED" if build_ok else None
-
-    class OnnxParser:
-        num_errors = 0 if parse_ok else 1
-
-        def __init__(self, network, logger):
-            pass
-
-        def parse_from_file(self, path):
-            calls["onnx"] = path
-            return parse_ok
-
-        def get_error(self, i):
-            return "unsupported op Foo"
-
-    trt.ILogger, trt.IProgressMonitor, trt.Builder, trt.OnnxParser = ILogger, IProgressMonitor, Builder, OnnxParser
-    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-    trt.BuilderFlag = types.SimpleNamespace(FP16="FP16")
-    trt.DataType = types.SimpleNamespace(HALF="HALF", FLOAT="FLOAT")
-    return trt
-
-
-def test_build_engine_drives_the_tensorrt10_api(tmp_path, monkeypatch):
-    from vidsr.backends.tensorrt import build_engine
-
-    trt = fake_tensorrt()
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    paths = EngineCache(tmp_path).paths(KEY)
-    paths.timing_cache.write_bytes(b"old")
-    messages: list[str] = []
-    data = build_engine(tmp_path / "m.onnx", 1, KEY.options, paths, progress=messages.append)
-    assert data == b"SERIALIZED"
-    calls = trt.calls
-    assert calls["network_flags"] == 0
-    assert calls["flags"] == ["FP16"] and calls["io_dtypes"] == ("HALF", "HALF")
-    assert calls["profiles"] == [("input", (1, 1, 16, 16), (8, 1, 540, 960), (16, 1, 1088, 1920))]
-    assert calls["workspace"] == 4096 << 20
-    assert paths.timing_cache.read_bytes() == b"TIMING:old"  # loaded, then saved back
-    assert "[INFO] building" in paths.build_log.read_text()
-    assert any("Building engine (3 steps)" in m for m in messages)
-    assert any(m.startswith("engine built in") for m in messages)
-
-
-def test_build_engine_fp32_sets_no_fp16_flag(tmp_path, monkeypatch):
-    from vidsr.backends.tensorrt import build_engine
-
-    trt = fake_tensorrt()
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    options = replace(KEY.options, precision="fp32")
-    build_engine(tmp_path / "m.onnx", 1, options, EngineCache(tmp_path).paths(replace(KEY, options=options)))
-    assert trt.calls["flags"] == [] and trt.calls["io_dtypes"] == ("FLOAT", "FLOAT")
-
-
-@pytest.mark.parametrize(
-    ("parse_ok", "message"), [(False, "cannot parse .*unsupported op Foo"), (True, "build failed")]
-)
-def test_build_failures_name_the_build_log(tmp_path, monkeypatch, parse_ok, message):
-    from vidsr.backends.tensorrt import build_engine
-
-    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(parse_ok=parse_ok, build_ok=False))
-    paths = EngineCache(tmp_path).paths(KEY)
-    with pytest.raises(BackendError, match=message) as info:
-        build_engine(tmp_path / "m.onnx", 1, KEY.options, paths)
-    assert str(paths.build_log) in str(info.value)
-    assert paths.build_log.is_file()
-
-
-def test_old_tensorrt_is_refused(monkeypatch):
-    from vidsr.backends.tensorrt import import_tensorrt
-
-    trt = fake_tensorrt()
-    trt.__version__ = "8.6.1"
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    with pytest.raises(BackendError, match="needs TensorRT 10"):
-        import_tensorrt()
-
-
 # -- the real thing, where it exists ---------------------------------------------------------
 @pytest.mark.tensorrt
 @pytest.mark.cuda
@@ -370,6 +233,80 @@ def test_real_engine_build_and_run(tmp_path):
     assert (got - expected).abs().max().item() < 2e-2
     again = TensorRTBackend(loaded, torch.device("cuda"), options=options, engine_dir=tmp_path)
     assert backend.built and not again.built
+
+
+def test_parallel_workers_build_an_engine_once(tmp_path):
+    """Two workers wanting one engine: the second waits on the lock and loads what the first built."""
+    import threading
+
+    cache = EngineCache(tmp_path)
+    first_building, second_in_build = threading.Event(), threading.Event()
+    builds: list[str] = []
+    results: dict[str, tuple] = {}
+
+    def build(paths, who):
+        builds.append(who)
+        if who == "first":
+            first_building.set()
+            # Without the lock the second worker enters build() while we wait here; with it, it cannot.
+            second_in_build.wait(timeout=2)
+        else:
+            second_in_build.set()
+        return b"ENGINE-" + who.encode()
+
+    def worker(who):
+        results[who] = cache.load_or_build(KEY, lambda p: build(p, who), Recorder.load)
+
+    first = threading.Thread(target=worker, args=("first",))
+    first.start()
+    assert first_building.wait(timeout=60)
+    second = threading.Thread(target=worker, args=("second",))
+    second.start()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert builds == ["first"]
+    assert results == {"first": ("ENGINE-first", True), "second": ("ENGINE-first", False)}
+
+
+def test_temporary_names_are_unique_per_process_and_thread(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from vidsr.backends.engine_cache import unique_temp
+
+    target = tmp_path / "m.onnx"
+    names = {unique_temp(target)}
+    seen: list = []
+    thread = threading.Thread(target=lambda: seen.append(unique_temp(target)))
+    thread.start()
+    thread.join()
+    names.add(seen[0])
+    monkeypatch.setattr(os, "getpid", lambda: 999_999)
+    names.add(unique_temp(target))
+    assert len(names) == 3
+    assert all(n.parent == tmp_path and n.name.startswith(".m.onnx.") for n in names)
+
+
+def test_onnx_export_writes_through_a_unique_temporary(tmp_path, monkeypatch):
+    """Parallel workers export one model to one path: each writes its own temporary, then renames."""
+    import os
+
+    from vidsr.backends import onnx_export
+    from vidsr.models import LoadedModel, get_spec
+
+    saved: list[str] = []
+
+    class Program:
+        def save(self, path):
+            saved.append(path)
+            Path(path).write_bytes(b"onnx")
+
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **kw: Program())
+    loaded = LoadedModel(get_spec("espcn"), 2, torch.nn.Conv2d(1, 4, 3))
+    onnx_export.export_onnx(loaded, tmp_path / "m.onnx")
+    (temp,) = saved
+    assert str(os.getpid()) in Path(temp).name and Path(temp).parent == tmp_path
+    assert (tmp_path / "m.onnx").read_bytes() == b"onnx" and not Path(temp).exists()
 
 
 def test_cli_build_engine_without_tensorrt_says_how_to_get_it(monkeypatch):

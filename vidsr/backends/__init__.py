@@ -189,10 +189,12 @@ def _auto(loaded: LoadedModel, options: BackendOptions) -> tuple[Backend, str]:
         return _torch_cuda(loaded, device, options), "TensorRT not installed"
     try:
         return _tensorrt(loaded, device, options), "TensorRT installed and the engine built/loaded"
-    except BackendError as exc:
-        # auto means "what works": a failed engine build costs speed, not the run.
-        log.warning("TensorRT unavailable for %s x%d (%s); using torch-cuda", loaded.spec.name, loaded.scale, exc)
-        return _torch_cuda(loaded, device, options), f"TensorRT failed: {exc}"
+    except Exception as exc:
+        # auto means "what works": a failed engine build costs speed, not the run.  Any exception:
+        # an API change in an untested TensorRT release raises AttributeError/TypeError, not ours.
+        why = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+        log.warning("TensorRT unavailable for %s x%d (%s); using torch-cuda", loaded.spec.name, loaded.scale, why)
+        return _torch_cuda(loaded, device, options), f"TensorRT failed: {why}"
 
 
 def create_backend(loaded: LoadedModel, options: BackendOptions) -> Backend:

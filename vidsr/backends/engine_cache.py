@@ -6,18 +6,26 @@ the file name, so a change to any of them names a different file and a new engin
 built, and a JSON sidecar beside each engine records them in readable form.  A cached
 file that does not deserialize (truncated copy, other TensorRT) is rebuilt, not trusted.
 
+Batch runs start one worker per GPU, and they often want the same engine at once: a build
+holds an exclusive lock on ``<stem>.lock`` (``flock``), and whoever waited finds the engine
+the first one built.  Every file is written under a name unique to the process and thread,
+then renamed.
+
 Nothing here imports TensorRT: building and loading are passed in as callables, which
 keeps this logic testable on machines without it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -171,6 +179,7 @@ def slug(text: str) -> str:
 @dataclass(frozen=True)
 class EnginePaths:
     engine: Path
+    lock: Path
     sidecar: Path
     onnx: Path
     build_log: Path
@@ -188,6 +197,7 @@ class EngineCache:
         stem = key.stem
         return EnginePaths(
             engine=d / f"{stem}.engine",
+            lock=d / f"{stem}.lock",
             sidecar=d / f"{stem}.json",
             onnx=d / f"{stem}.onnx",
             build_log=d / f"{stem}.build.log",
@@ -231,26 +241,41 @@ class EngineCache:
         """
         self._ensure_dir()
         p = self.paths(key)
-        if not force and self.is_current(key):
+        if not force:
+            engine = self._load_current(key, load)
+            if engine is not None:
+                return engine, False
+        with exclusive_lock(p.lock):
+            # Another worker may have built it while we waited for the lock.
+            if not force:
+                engine = self._load_current(key, load, quiet=True)
+                if engine is not None:
+                    return engine, False
+            data = build(p)
+            engine = load(data)
+            if engine is None:
+                raise BackendError(f"TensorRT built an engine it cannot load; see the build log {p.build_log}")
+            self.store(key, data)
+        return engine, True
+
+    def _load_current(self, key: EngineKey, load: Callable[[bytes], T | None], quiet: bool = False) -> T | None:
+        p = self.paths(key)
+        if self.is_current(key):
             engine = load(p.engine.read_bytes())
             if engine is not None:
                 log.info("TensorRT engine from cache: %s", p.engine)
-                return engine, False
-            log.warning("cached engine %s does not deserialize; rebuilding it", p.engine)
-        elif not force and p.engine.exists():
+                return engine
+            if not quiet:
+                log.warning("cached engine %s does not deserialize; rebuilding it", p.engine)
+        elif p.engine.exists() and not quiet:
             log.warning("engine %s has no matching sidecar; rebuilding it", p.engine)
-        data = build(p)
-        engine = load(data)
-        if engine is None:
-            raise BackendError(f"TensorRT built an engine it cannot load; see the build log {p.build_log}")
-        self.store(key, data)
-        return engine, True
+        return None
 
     def store(self, key: EngineKey, data: bytes) -> Path:
         """Write engine and sidecar atomically: a reader never sees half an engine under the final name."""
         self._ensure_dir()
         p = self.paths(key)
-        _atomic_write(p.engine, data)
+        atomic_write(p.engine, data)
         sidecar = {
             "sidecar_version": SIDECAR_VERSION,
             "digest": key.digest,
@@ -258,12 +283,34 @@ class EngineCache:
             "engine": p.engine.name,
             "bytes": len(data),
         }
-        _atomic_write(p.sidecar, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(p.sidecar, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
         return p.engine
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing): one builder per engine at a time.
+
+    flock locks belong to the open file, so threads of one process exclude each other too.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise BackendError(f"cannot lock {path}: {exc.strerror}; set {ENGINE_DIR_ENV} to a writable folder") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def unique_temp(path: Path) -> Path:
+    """A hidden name beside ``path`` that no other process or thread uses at the same time."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    temp = unique_temp(path)
     try:
         temp.write_bytes(data)
         os.replace(temp, path)

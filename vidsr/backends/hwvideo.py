@@ -17,6 +17,10 @@ from vidsr.errors import BackendError
 log = logging.getLogger(__name__)
 
 HWDEC_CHOICES = ("none", "auto", "cuda")
+# Before PyAV 18, frames transferred from the GPU to system memory lost their colour properties
+# (matrix, range, primaries, transfer; PyAV issue 2231): NVDEC output would be tagged and
+# converted as unspecified.  pyproject requires av>=18; this guards an older PyAV on PYTHONPATH.
+HWDEC_MIN_PYAV = (18, 0)
 NVENC_CODECS = ("h264_nvenc", "hevc_nvenc", "av1_nvenc")
 
 
@@ -38,6 +42,15 @@ def decode_hwaccel(hwdec: str = "none", device: int | str | None = None) -> av.c
         raise BackendError(f"unknown --hwdec {hwdec!r}; choose from {', '.join(HWDEC_CHOICES)}")
     if hwdec == "none":
         return None
+    if _pyav_version() < HWDEC_MIN_PYAV:
+        message = (
+            f"PyAV {av.__version__} drops the colour tags of hardware-decoded frames (fixed in PyAV 18); "
+            "pip install 'av>=18'"
+        )
+        if hwdec == "auto":
+            log.warning("%s; decoding in software", message)
+            return None
+        raise BackendError(f"--hwdec cuda: {message}, or use --hwdec none")
     import torch
     from av.codec.hwaccel import HWAccel, hwdevices_available
 
@@ -56,6 +69,14 @@ def decode_hwaccel(hwdec: str = "none", device: int | str | None = None) -> av.c
             f"(hardware devices: {', '.join(available) or 'none'}); use --hwdec none"
         )
     return HWAccel(device_type="cuda", device=device, allow_software_fallback=True)
+
+
+def _pyav_version() -> tuple[int, int]:
+    parts = str(av.__version__).split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    except ValueError:
+        return (0, 0)
 
 
 def check_encoder(codec: str, width: int = 256, height: int = 144, pix_fmt: str = "yuv420p") -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from vidsr.backends.engine_cache import unique_temp
 from vidsr.errors import BackendError
 from vidsr.models import LoadedModel
 
@@ -44,6 +45,24 @@ def check_exportable(loaded: LoadedModel) -> None:
         )
 
 
+def _check_exporter() -> None:
+    """``torch.onnx.export(dynamo=True)`` needs onnxscript (and onnx); say so before seconds of tracing."""
+    import importlib.util
+
+    missing = [name for name in ("onnxscript", "onnx") if _find(importlib.util, name) is None]
+    if missing:
+        raise BackendError(
+            f"ONNX export needs {' and '.join(missing)}: pip install 'vidsr[tensorrt]' (or 'vidsr[onnx]')"
+        )
+
+
+def _find(util, name: str):
+    try:
+        return util.find_spec(name)
+    except (ImportError, ValueError):  # a module set to None in sys.modules raises ValueError
+        return None
+
+
 def export_onnx(
     loaded: LoadedModel,
     path: str | Path,
@@ -57,6 +76,7 @@ def export_onnx(
     Batch, height and width are dynamic (symbolic ``batch``/``height``/``width``).
     """
     check_exportable(loaded)
+    _check_exporter()
     path = Path(path)
     if not path.parent.is_dir():  # before the export, which takes seconds
         raise BackendError(f"cannot write {path}: folder {path.parent} does not exist")
@@ -67,7 +87,8 @@ def export_onnx(
     batch = torch.export.Dim("batch", min=1, max=max_batch)
     height = torch.export.Dim("height", min=8, max=max_hw[0])
     width = torch.export.Dim("width", min=8, max=max_hw[1])
-    temp = path.with_name(f".{path.name}.partial")
+    # Unique per process and thread: parallel batch workers export the same model to one path.
+    temp = unique_temp(path)
     try:
         # The exporter narrates every step on stdout and warns about torchvision; keep the CLI quiet.
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet_logger("torch.onnx"):

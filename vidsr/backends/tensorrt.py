@@ -1,22 +1,28 @@
 """TensorRT 10: build an FP16 engine from the ONNX export, cache it, run it on torch CUDA tensors.
 
 TensorRT is imported inside functions only, so ``vidsr --help`` and every non-TensorRT
-path work without it.  Written against the TensorRT 10 Python API:
+path work without it.  Written against the TensorRT 10 Python API (every ``trt.`` name and
+method used here is checked against the real bindings' signatures in tests/trt_api/):
 
 * build: ``Builder`` -> ``create_network(0)`` (explicit batch is the only mode in 10) ->
   ``OnnxParser`` -> builder config (FP16 flag, workspace pool, one optimisation profile,
   timing cache, progress monitor) -> ``build_serialized_network``;
 * run: ``Runtime.deserialize_cuda_engine`` -> ``create_execution_context``; per call
-  ``set_input_shape``, ``set_tensor_address`` on torch tensors' ``data_ptr()`` and
-  ``execute_async_v3`` on the current torch stream, so no host copies and no extra sync.
+  ``set_input_shape``, ``set_tensor_address`` on torch tensors' ``data_ptr()`` (256-byte
+  aligned, checked) and ``execute_async_v3`` on a private stream of the backend's device,
+  ordered against the caller's stream with events, so no host copies and no extra sync.
+
+TensorRT 11 is refused: it removed the weakly typed network API (``BuilderFlag.FP16``)
+this module builds with.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,17 +34,21 @@ from vidsr.backends.engine_cache import (
     EngineCache,
     EngineKey,
     EnginePaths,
+    atomic_write,
     default_build_options,
     sha256_file,
     sha256_state_dict,
 )
 from vidsr.backends.onnx_export import INPUT_NAME, check_exportable, export_onnx
+from vidsr.backends.torch_cuda import TORCH_CUDA, TorchCuda
 from vidsr.errors import BackendError
 from vidsr.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+SUPPORTED_MAJOR = 10
+ALIGNMENT = 256  # bytes: TensorRT refuses (set_tensor_address returns False) less aligned I/O pointers
 INSTALL_HINT = (
     "TensorRT is not installed: install it with `pip install 'vidsr[tensorrt]'` "
     "(wheels come from NVIDIA's index, pypi.nvidia.com) or use the Docker image in docker/; "
@@ -47,16 +57,20 @@ INSTALL_HINT = (
 
 
 def import_tensorrt() -> Any:
-    """The ``tensorrt`` module, or a BackendError that says how to get it."""
+    """The ``tensorrt`` module (10.x), or a BackendError that says how to get one."""
     try:
         import tensorrt as trt
     except ImportError:
         raise BackendError(INSTALL_HINT) from None
-    major = int(str(trt.__version__).split(".")[0])
-    if major < 10:
-        raise BackendError(
-            f"TensorRT {trt.__version__} is too old: vidsr needs TensorRT 10 (pip install 'tensorrt>=10')"
+    version = str(getattr(trt, "__version__", "unknown"))
+    major = version.split(".")[0]
+    if major != str(SUPPORTED_MAJOR):
+        reason = (
+            "too old"
+            if major.isdigit() and int(major) < SUPPORTED_MAJOR
+            else "not supported: TensorRT 11 removed the weakly typed FP16 API (BuilderFlag.FP16) vidsr builds with"
         )
+        raise BackendError(f"TensorRT {version} is {reason}; vidsr needs TensorRT 10 (pip install 'tensorrt>=10,<11')")
     return trt
 
 
@@ -88,28 +102,67 @@ def engine_key(loaded: LoadedModel, options: EngineBuildOptions, trt_version: st
     )
 
 
-# -- building --------------------------------------------------------------------------------
-def _make_logger(trt: Any, log_file: Any) -> Any:
-    """A TensorRT logger that writes everything to the build log and warnings+ to ours."""
+# -- the process's logger --------------------------------------------------------------------
+class _ProcessLogger:
+    """Holds the one TensorRT logger of this process.
 
-    class FileLogger(trt.ILogger):
+    TensorRT keeps the logger it was first given (by a Builder, Runtime or parser) for the
+    whole process and ignores later ones, so a build log cannot be a second logger: the one
+    logger writes to whichever build log is attached while a build runs.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.build_lock = threading.Lock()  # one build log at a time: builds in threads take turns
+        self.module: Any = None
+        self.logger: Any = None
+        self.sink: Any = None
+
+    def get(self, trt: Any) -> Any:
+        with self.lock:
+            if self.module is not trt:  # a new module object: tests swap in stand-ins
+                self.module, self.logger = trt, _make_logger(trt, self)
+            return self.logger
+
+    @contextlib.contextmanager
+    def writing_to(self, log_file: Any) -> Iterator[None]:
+        with self.build_lock:
+            with self.lock:
+                self.sink = log_file
+            try:
+                yield
+            finally:
+                with self.lock:
+                    self.sink = None
+
+    def write(self, line: str) -> None:
+        with self.lock:
+            if self.sink is not None and not self.sink.closed:
+                self.sink.write(line)
+                self.sink.flush()
+
+
+PROCESS_LOGGER = _ProcessLogger()
+
+
+def _make_logger(trt: Any, process: _ProcessLogger) -> Any:
+    """A TensorRT logger: everything to the attached build log, errors and warnings to ours."""
+
+    class Logger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
-            self.lock = threading.Lock()
 
         def log(self, severity: Any, msg: str) -> None:
-            with self.lock:
-                if not log_file.closed:  # TensorRT may still talk after the build returned
-                    log_file.write(f"[{severity.name}] {msg}\n")
-                    log_file.flush()
+            process.write(f"[{severity.name}] {msg}\n")
             if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
                 log.error("TensorRT: %s", msg)
             elif severity == trt.ILogger.Severity.WARNING:
                 log.debug("TensorRT: %s", msg)
 
-    return FileLogger()
+    return Logger()
 
 
+# -- building --------------------------------------------------------------------------------
 def _make_progress_monitor(trt: Any, progress: Progress) -> Any:
     """Reports the builder's top-level phases ("Building engine: Graph optimization 3/7")."""
 
@@ -135,6 +188,21 @@ def _make_progress_monitor(trt: Any, progress: Progress) -> Any:
     return Monitor()
 
 
+def _attach_timing_cache(config: Any, paths: EnginePaths) -> None:
+    """The saved timing cache when it matches this GPU and TensorRT, else a fresh one.
+
+    ``ignore_mismatch=False``: a cache from another GPU or TensorRT holds timings that do not
+    apply here; TensorRT then refuses it (returns False) and the build starts a new one.
+    """
+    data = paths.timing_cache.read_bytes() if paths.timing_cache.is_file() else b""
+    if data and config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False):
+        return
+    if data:
+        log.warning("timing cache %s is from another GPU or TensorRT; starting a new one", paths.timing_cache)
+    if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+        raise BackendError(f"TensorRT refused a new timing cache (build log: {paths.build_log})")
+
+
 def build_engine(
     onnx_path: Path,
     channels: int,
@@ -151,8 +219,8 @@ def build_engine(
     announce = progress or (lambda message: log.warning("%s", message))
     paths.build_log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(paths.build_log, "w") as log_file:
-        logger = _make_logger(trt, log_file)
+    logger = PROCESS_LOGGER.get(trt)
+    with open(paths.build_log, "w") as log_file, PROCESS_LOGGER.writing_to(log_file):
         log_file.write(f"vidsr TensorRT build: {onnx_path} -> {paths.engine}\noptions: {options}\n")
         builder = trt.Builder(logger)
         network = builder.create_network(0)  # explicit batch is implied in TensorRT 10
@@ -166,23 +234,22 @@ def build_engine(
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
         if options.precision == "fp16":
-            # Deprecated in TensorRT 10 (every supported GPU has FP16); absent in some releases.
-            if not getattr(builder, "platform_has_fast_fp16", True):
-                log.warning("this GPU has no fast FP16; the engine will be slow")
             config.set_flag(trt.BuilderFlag.FP16)
             # Half-precision I/O halves the bytes moved per frame; the Upscaler feeds the dtype we report.
             network.get_input(0).dtype = trt.DataType.HALF
             network.get_output(0).dtype = trt.DataType.HALF
 
+        # Dynamic batch/height/width need a profile, or the build fails.
         profile = builder.create_optimization_profile()
         low, opt, high = options.profile(channels)
         profile.set_shape(INPUT_NAME, low, opt, high)
-        config.add_optimization_profile(profile)
+        if config.add_optimization_profile(profile) < 0:  # -1: TensorRT found the profile invalid
+            raise BackendError(
+                f"TensorRT rejected the profile min {low} opt {opt} max {high}; see the build log {paths.build_log}"
+            )
 
         # The timing cache makes rebuilds (new weights, other profile) take seconds, not minutes.
-        cache_bytes = paths.timing_cache.read_bytes() if paths.timing_cache.is_file() else b""
-        timing_cache = config.create_timing_cache(cache_bytes)
-        config.set_timing_cache(timing_cache, ignore_mismatch=False)
+        _attach_timing_cache(config, paths)
         monitor = _make_progress_monitor(trt, say)
         config.progress_monitor = monitor
 
@@ -194,9 +261,10 @@ def build_engine(
         if serialized is None:
             raise BackendError(f"TensorRT engine build failed; see the build log {paths.build_log}")
         try:
-            paths.timing_cache.write_bytes(memoryview(config.get_timing_cache().serialize()))
-        except OSError as exc:
-            log.warning("cannot save the timing cache %s: %s", paths.timing_cache, exc)
+            # Atomic: parallel workers building for one GPU share this file.
+            atomic_write(paths.timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+        except BackendError as exc:
+            log.warning("cannot save the timing cache: %s", exc)
         seconds = time.perf_counter() - started
         log_file.write(f"built in {seconds:.1f} s\n")
     say(f"engine built in {seconds:.0f} s: {paths.engine}")
@@ -223,38 +291,64 @@ def prepare_engine(
     device: torch.device | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    cuda: TorchCuda = TORCH_CUDA,
 ) -> PreparedEngine:
-    """Load the cached engine for ``loaded`` or build it (exporting ONNX first)."""
+    """Load the cached engine for ``loaded`` or build it (exporting ONNX first), on ``device``."""
     check_exportable(loaded)
     trt = import_tensorrt()
-    if not torch.cuda.is_available():
+    if not cuda.is_available():
         raise BackendError("TensorRT needs a CUDA GPU, and PyTorch sees none")
     device = device or torch.device("cuda")
     options = options or default_build_options(loaded.spec.architecture)
     cache = cache or EngineCache()
-    gpu = torch.cuda.get_device_name(device)
+    gpu = cuda.get_device_name(device)
     key = engine_key(loaded, options, trt.__version__, gpu)
-    logger = trt.Logger(trt.Logger.WARNING)
-    runtime = trt.Runtime(logger)
-
-    def load(data: bytes) -> Any:
-        try:
-            return runtime.deserialize_cuda_engine(data)
-        except Exception as exc:  # some bindings raise, others return None
-            log.debug("deserialize failed: %s", exc)
-            return None
+    logger = PROCESS_LOGGER.get(trt)
 
     def build(paths: EnginePaths) -> bytes:
         export_onnx(loaded, paths.onnx, opset=options.opset, max_hw=(max(options.max_hw), max(options.max_hw)))
         return build_engine(paths.onnx, loaded.spec.channels, options, paths, progress=progress)
 
-    with torch.cuda.device(device):
+    # Builder, runtime and engine belong to the device current when they are made.
+    with cuda.device(device):
+        runtime = trt.Runtime(logger)
+
+        def load(data: bytes) -> Any:
+            try:
+                return runtime.deserialize_cuda_engine(data)
+            except Exception as exc:  # some bindings raise, others return None
+                log.debug("deserialize failed: %s", exc)
+                return None
+
         engine, built = cache.load_or_build(key, build, load, force=force)
     # The runtime (and its logger) must outlive the engine: TensorRT requires it.
     return PreparedEngine(engine, runtime, logger, key, cache.paths(key), built)
 
 
 # -- running ---------------------------------------------------------------------------------
+def aligned_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An uninitialised contiguous tensor whose data starts on an ``ALIGNMENT``-byte boundary.
+
+    The CUDA caching allocator already aligns to 512 bytes; the CPU allocator (the stand-in
+    tests) only to 64, so this over-allocates by one alignment and offsets into it.
+    """
+    numel = 1
+    for d in shape:
+        numel *= d
+    item = torch.empty((), dtype=dtype).element_size()
+    spare = ALIGNMENT // item
+    buffer = torch.empty(numel + spare, dtype=dtype, device=device)
+    offset = (-buffer.data_ptr() % ALIGNMENT) // item
+    return buffer[offset : offset + numel].view(shape)
+
+
+def _aligned(x: torch.Tensor) -> torch.Tensor:
+    """``x`` if contiguous and aligned, else a copy that is (split batches are unaligned views)."""
+    if x.is_contiguous() and x.data_ptr() % ALIGNMENT == 0:
+        return x
+    return aligned_empty(tuple(x.shape), x.dtype, x.device).copy_(x)
+
+
 class TensorRTBackend:
     """A TensorRT engine as a Backend: torch CUDA tensors in and out, no host round trip."""
 
@@ -267,13 +361,16 @@ class TensorRTBackend:
         options: EngineBuildOptions | None = None,
         engine_dir: str | Path | None = None,
         progress: Progress | None = None,
+        cuda: TorchCuda = TORCH_CUDA,
     ) -> None:
         trt = import_tensorrt()
         self.name = "tensorrt"
         self.device = device
+        self.cuda = cuda
+        self._where = cuda.tensor_device(device)
         self.options = options or default_build_options(loaded.spec.architecture, precision)
         self.prepared = prepare_engine(
-            loaded, options=self.options, cache=EngineCache(engine_dir), device=device, progress=progress
+            loaded, options=self.options, cache=EngineCache(engine_dir), device=device, progress=progress, cuda=cuda
         )
         self.engine, self.key, self.paths, self.built = (
             self.prepared.engine,
@@ -281,7 +378,11 @@ class TensorRTBackend:
             self.prepared.paths,
             self.prepared.built,
         )
-        self.context = self.engine.create_execution_context()
+        with cuda.device(device):
+            self.context = self.engine.create_execution_context()
+            # Private: TensorRT on the legacy default stream (what current_stream() is unless the
+            # caller set one) costs extra synchronisation, as its bindings warn.
+            self.stream = cuda.new_stream(device)
         if self.context is None:
             raise BackendError(
                 f"cannot create a TensorRT execution context (out of GPU memory?) for {self.paths.engine}"
@@ -303,8 +404,8 @@ class TensorRTBackend:
         self.scale = loaded.scale
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device != self.device or x.dtype != self.dtype:
-            x = x.to(self.device, self.dtype)
+        if x.device != self._where or x.dtype != self.dtype:
+            x = x.to(self._where, self.dtype)
         if not self.options.fits(tuple(x.shape)):
             raise BackendError(
                 f"frame {x.shape[-1]}x{x.shape[-2]} is outside the engine profile "
@@ -313,19 +414,29 @@ class TensorRTBackend:
             )
         if x.shape[0] > self.max_batch:
             return torch.cat([self(chunk) for chunk in x.split(self.max_batch)])
-        x = x.contiguous()
-        ctx = self.context
+        with self.cuda.device(self.device):
+            return self._run(_aligned(x))
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        ctx, cuda = self.context, self.cuda
         if not ctx.set_input_shape(self.input_name, tuple(x.shape)):
             raise BackendError(f"TensorRT rejected input shape {tuple(x.shape)} for {self.paths.engine}")
         out_shape = tuple(ctx.get_tensor_shape(self.output_name))
-        out = torch.empty(out_shape, dtype=self.output_dtype, device=self.device)
-        ctx.set_tensor_address(self.input_name, x.data_ptr())
-        ctx.set_tensor_address(self.output_name, out.data_ptr())
-        stream = torch.cuda.current_stream(self.device)
-        if not ctx.execute_async_v3(stream.cuda_stream):
+        out = aligned_empty(out_shape, self.output_dtype, self._where)
+        for name, tensor in ((self.input_name, x), (self.output_name, out)):
+            if not ctx.set_tensor_address(name, tensor.data_ptr()):
+                raise BackendError(
+                    f"TensorRT refused the address of {name!r} ({tensor.data_ptr():#x}, needs {ALIGNMENT}-byte "
+                    f"alignment) for {self.paths.engine}"
+                )
+        caller = cuda.current_stream(self.device)
+        self.stream.wait_stream(caller)  # x was written, and out allocated, on the caller's stream
+        if not ctx.execute_async_v3(self.stream.cuda_stream):
             raise BackendError(f"TensorRT inference failed on a {tuple(x.shape)} batch ({self.paths.engine})")
-        # The caller reads ``out`` on the same stream, so ordering is already guaranteed; x must
-        # stay alive until the kernels ran, which the stream-ordered caching allocator ensures.
+        caller.wait_stream(self.stream)  # the caller reads out after the engine wrote it
+        # Both belong to the caller's stream in the allocator's eyes: keep them until our stream is done.
+        cuda.record_stream(x, self.stream)
+        cuda.record_stream(out, self.stream)
         return out
 
 
@@ -339,9 +450,7 @@ def _wxh(hw: tuple[int, int]) -> str:
 
 
 def _torch_dtype(trt: Any, dtype: Any) -> torch.dtype:
-    table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
-    if hasattr(trt.DataType, "BF16"):
-        table[trt.DataType.BF16] = torch.bfloat16
+    table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.BF16: torch.bfloat16}
     try:
         return table[dtype]
     except KeyError:

@@ -7,11 +7,14 @@ Errors never escape as exceptions: a bad input becomes a failed :class:`TaskResu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 # Progress events a worker sends: (worker name, event, key, frames).
 Event = tuple[str, str, str, int]
 _REPORT_EVERY = 0.25  # seconds between frame-count messages, so a fast model does not flood the queue
+_SEND_WAIT = 10.0  # seconds a message waits for the pipe; progress is not worth waiting for longer
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -78,22 +83,33 @@ class _WorkerState:
 STATE = _WorkerState()
 
 
-def init_process_worker(spec: WorkerSpec, devices: Any, events: Any) -> None:
-    """ProcessPoolExecutor initializer: take a device from the shared queue, wire progress, trap signals."""
-    import queue
-
-    try:
-        STATE.device = devices.get_nowait() if devices is not None else None
-    except queue.Empty:
-        STATE.device = None
+def process_main(spec: WorkerSpec, device: str | None, conn: Any) -> None:
+    """A worker process's life: tasks arrive on ``conn`` (its own pipe: no lock shared with another
+    worker, so one that dies cannot leave another waiting), results and progress go back on it.
+    ``None`` or a closed pipe ends it."""
+    _die_with_parent()
+    STATE.device = device
     STATE.spec = spec
-    STATE.send = events.put if events is not None else (lambda event: None)
     STATE.name = f"w{os.getpid()}"
-    # Ctrl-C in a terminal reaches every process of the group, and the coordinator forwards SIGTERM as
-    # SIGINT: the task in hand stops (upscale_video then removes its partial file); an idle worker and
-    # repeated signals are ignored so that cleanup itself is never cut short.
+    sending = threading.Lock()  # the encode thread sends progress while the main thread may send a result
+
+    def send(message: tuple[str, Any], wait: float = _SEND_WAIT) -> None:
+        if sending.acquire(timeout=wait):
+            try:
+                conn.send(message)
+            except OSError:
+                pass  # the coordinator is gone; the next recv ends this process
+            finally:
+                sending.release()
+
+    STATE.send = lambda event: send(("event", event))
+    # Ctrl-C in a terminal reaches every process of the group, and the coordinator forwards its stop
+    # as SIGINT: the task in hand stops (upscale_video then removes its partial file).  An idle
+    # worker and repeated SIGINTs are ignored so that cleanup itself is never cut short.  SIGTERM
+    # does the same for a busy worker, and ends an idle or already stopping one at once: that is
+    # how the coordinator (and multiprocessing at exit) tells a worker to go.
     signal.signal(signal.SIGINT, _interrupt_task)
-    signal.signal(signal.SIGTERM, _interrupt_task)
+    signal.signal(signal.SIGTERM, _terminate)
     # Warnings travel back in each TaskResult (to the summary and the manifest); printed here as well
     # they would interleave raw lines from every worker with the progress bar.
     logging.getLogger("vidsr").setLevel(logging.ERROR)
@@ -101,6 +117,31 @@ def init_process_worker(spec: WorkerSpec, devices: Any, events: Any) -> None:
         import torch
 
         torch.set_num_threads(spec.threads)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        try:
+            result = run_task(task, spec)
+        except KeyboardInterrupt:  # landed outside the task's own handling: still just "interrupted"
+            result = TaskResult(task.key, False, error="interrupted", interrupted=True, worker=STATE.name)
+        send(("result", result), wait=-1)  # a result is worth waiting for (-1: no limit)
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the coordinator dies, even by SIGKILL (no orphans)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the coordinator died before the line above ran
+        os._exit(1)
 
 
 def _interrupt_task(signum: int, frame: object) -> None:
@@ -109,12 +150,21 @@ def _interrupt_task(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
 
+def _terminate(signum: int, frame: object) -> None:
+    if STATE.busy and not STATE.interrupted:
+        STATE.interrupted = True
+        raise KeyboardInterrupt
+    os._exit(128 + signum)
+
+
 def get_upscaler(spec: WorkerSpec, device: str | None = None) -> Any:
     """The worker's Upscaler for ``spec``, built on first use and kept for every later file."""
     if STATE.upscaler is None or STATE.spec != spec:
+        from vidsr.backends.torch_cuda import use_device
         from vidsr.upscaler import Upscaler
 
         u, r = spec.upscale, spec.runtime
+        use_device(device or STATE.device or r.device)  # cuda:i current for this worker's CUDA/TensorRT calls
         STATE.upscaler = Upscaler(
             u.model,
             u.scale,
