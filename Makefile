@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-.PHONY: setup demo test lint bench quality
+.PHONY: setup demo test lint bench quality gpu-check
 setup: $(VENV)/.installed
 
 demo: setup
@@ -26,3 +26,8 @@ test: setup
 lint: setup
 	$(BIN)/ruff check vidsr tests benchmarks
 	$(BIN)/ruff format --check vidsr tests benchmarks
+
+# No `setup` prerequisite: GPU hosts are offline (PyAV from a bundled wheel on PYTHONPATH; see README).
+# The venv's python when there is one, else $(PYTHON).  Exits 0 saying so on a machine without a GPU.
+gpu-check:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) benchmarks/gpu_check.py
