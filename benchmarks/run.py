@@ -8,6 +8,12 @@ and vtest.avi itself (first N frames, remuxed, original MS-MPEG4).  For each inp
 scale: io_ceiling, bicubic, and per model naive + pipeline (every available backend).
 Writes ``benchmarks/results.json`` and ``benchmarks/RESULTS.md``.
 
+On a CPU the same run also measures the CPU tables (``vidsr/bench_cpu.py``): model only per
+engine, per frame against OpenCV's dnn_superres ESPCN, pre/post-processing beside the model,
+model x encoder threads end to end, and ``vidsr upscale`` itself against bicubic and against the
+vidsr of ``--before`` (a source tree, e.g. ``git archive <commit> | tar -x -C DIR``), all with the
+paper-size ESPCN (the ``paper`` weights) unless a row says otherwise.
+
 On a CPU, SRResNet costs about a minute per frame, so it runs on the smallest input only
 and on ``--slow-frames`` frames (``--slow-sizes`` to change); every such row says so.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +41,8 @@ from vidsr.bench import (  # noqa: E402 - the checkout's vidsr, even when not in
     make_bench_input,
     markdown_table,
 )
+from vidsr.models import LoadedModel, get_spec  # noqa: E402
+from vidsr.models.espcn import espcn  # noqa: E402
 from vidsr.upscaler import Upscaler  # noqa: E402
 
 DEFAULT_SRC = ROOT.parent / "shared" / "data" / "video" / "vtest.avi"
@@ -76,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="folder for results.json and RESULTS.md")
     p.add_argument("--no-probe", action="store_true", help="skip the CPU fp32-vs-bf16 probe")
     p.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from results.json, measure nothing")
+    p.add_argument("--no-cpu-tables", action="store_true", help="skip the CPU tables (model only, per frame, ...)")
+    p.add_argument("--cli-frames", type=int, default=200, help="frames of vtest.avi for the threads and CLI tables")
+    p.add_argument("--before", type=Path, help="a vidsr source tree to measure `vidsr upscale` before this change")
     args = p.parse_args(argv)
     if args.render_only:
         payload = json.loads((args.out / "results.json").read_text())
@@ -118,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_input(clip, cfg, label=name, out_dir=args.work / "out", frames_for=frames_for, on_row=show)
 
     probe = None if gpu or args.no_probe else cpu_precision_probe()
+    cpu_tables = None if gpu or args.no_cpu_tables else measure_cpu_tables(args)
     machine = machine_info()
     payload = {
         "command": command,
@@ -128,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         "slow_frames": slow_frames,
         "skipped": skipped,
         "cpu_precision_probe_fps": probe,
+        "load_average": _load(),
+        "cpu_tables": cpu_tables,
         "rows": [r.to_dict() for r in rows],
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +150,208 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "RESULTS.md").write_text(render(payload, rows))
     print(f"wrote {args.out / 'results.json'} and {args.out / 'RESULTS.md'} in {payload['seconds']} s")
     return 0
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def paper(scale: int):
+    """The paper-size ESPCN with its shipped weights (the issue's targets are stated for it)."""
+    return lambda: load_for_bench("espcn", scale, "paper")[0]
+
+
+def robust(scale: int):
+    """The deeper ESPCN (8 convolutions of 48, ReLU, bicubic residual), random weights: speed only."""
+
+    def build() -> LoadedModel:
+        torch.manual_seed(0)
+        return LoadedModel(get_spec("espcn"), scale, espcn(scale=scale, config="robust").eval().requires_grad_(False))
+
+    return build
+
+
+def measure_cpu_tables(args: argparse.Namespace) -> dict:
+    """The CPU tables of RESULTS.md, in one run (see vidsr/bench_cpu.py)."""
+    from vidsr import bench_cpu as bc
+
+    print(f"CPU tables (load average {_load()})", flush=True)
+    big = bc.frame_rgb(args.src)  # 768x576
+    small = bc.frame_rgb(args.src, (480, 270))
+    shapes = ((2, big), (4, small))
+    tables: dict = {"load_before": _load()}
+    tables["model_only"] = [
+        row
+        for scale, rgb in shapes
+        for label, build in (("paper", paper(scale)), ("robust (random weights)", robust(scale)))
+        for row in bc.model_only_rows(build, label, *rgb.shape[:2])
+    ]
+    print("  model only done", flush=True)
+    tables["per_frame"] = [row for scale, rgb in shapes for row in bc.per_frame_rows(paper(scale), "paper", rgb)]
+    tables["prepost"] = [
+        row
+        for scale, rgb in shapes
+        for label, build in (("paper", paper(scale)), ("robust (random weights)", robust(scale)))
+        for row in bc.prepost_rows(build, label, *rgb.shape[:2])
+    ]
+    print("  per frame and pre/post done", flush=True)
+    cut = make_bench_input(args.src, args.work / f"vtest_{args.cli_frames}f{args.src.suffix}", args.cli_frames, None)
+    tables["threads"] = bc.thread_rows(paper(2), "paper", cut, args.work / "out", (1, 2), (None, 1))
+    print("  threads done", flush=True)
+    commands = [
+        (
+            f"vidsr upscale {cut.name} -m espcn -s 2 --weights paper",
+            [str(cut), "-m", "espcn", "-s", "2", "--weights", "paper"],
+            None,
+        ),
+        (f"vidsr upscale {cut.name} -m bicubic -s 2", [str(cut), "-m", "bicubic", "-s", "2"], None),
+        (
+            f"vidsr upscale {cut.name} -m espcn -s 2 --weights paper --backend torch-cpu",
+            [str(cut), "-m", "espcn", "-s", "2", "--weights", "paper", "--backend", "torch-cpu"],
+            None,
+        ),
+    ]
+    if args.before:
+        old = args.before / "vidsr" / "models" / "weights" / "espcn_x2.safetensors"
+        commands.append(
+            (
+                f"before: vidsr upscale {cut.name} -m espcn -s 2 (paper weights)",
+                [str(cut), "-m", "espcn", "-s", "2", "--weights", str(old)],
+                args.before,
+            )
+        )
+    tables["cli"] = bc.cli_rows(commands, args.work / "out")
+    tables["load_after"] = _load()
+    return tables
+
+
+def _table(head: list[str], body: list[list]) -> list[str]:
+    cell = lambda v: "–" if v is None or v == "" else str(v)  # noqa: E731
+    return ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"] + [
+        "| " + " | ".join(cell(v) for v in r) + " |" for r in body
+    ]
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def render_cpu_tables(t: dict, m: dict) -> list[str]:
+    threads = m["torch_threads"]
+    load = f"load average {t['load_before']} before, {t['load_after']} after"
+    lines = [
+        "## CPU tables",
+        "",
+        f"Measured in the same run ({load}; the machine is shared, so read the ratios within a table",
+        "first). `paper` is the paper-size ESPCN (5x5-64, 3x3-32, 3x3-s², tanh) with the shipped `paper`",
+        "weights, the network the issue's targets are stated for; `robust` is the deeper ESPCN (8 convolutions",
+        "of 48, ReLU, in-graph bicubic global residual) with random weights, for its speed only.",
+        "",
+        f"### Model only: one luma frame, fp32, {threads} threads",
+        "",
+    ]
+    lines += _table(
+        ["network", "x", "input", "engine", "ms", "GFLOP / frame", "GFLOP/s", "max abs vs torch"],
+        [
+            [
+                r["network"],
+                r["scale"],
+                r["input"],
+                r["engine"],
+                r["ms"],
+                r["gflop"],
+                r["gflops"],
+                f"{r['max_abs_vs_torch']:.1e}",
+            ]
+            for r in t["model_only"]
+        ],
+    )
+    lines += [
+        "",
+        "### Per frame: RGB in, RGB out",
+        "",
+        "`Upscaler.upscale_image` (colour conversion, the model on Y, chroma bicubic, rounding) beside OpenCV's",
+        "`dnn_superres` `upsample` on the same frame (vtest.avi frame 0; 480x270 is it resized).",
+        "",
+    ]
+    lines += _table(
+        ["network", "x", "input", "engine", "ms / frame", "model ms", "OpenCV time / this", "note"],
+        [
+            [
+                r["network"],
+                r["scale"],
+                r["input"],
+                r["engine"],
+                r["frame_ms"],
+                r["model_ms"],
+                r["opencv_over_this"],
+                r["note"],
+            ]
+            for r in t["per_frame"]
+        ],
+    )
+    lines += [
+        "",
+        "### Pre/post-processing beside the model: video frames on onnxruntime",
+        "",
+        "`Upscaler.upscale_planes` on one yuv420p frame (8-bit planes in and out) against `run_model` alone,",
+        "interleaved; the difference is colour handling, chroma resampling and quantisation (target: at most",
+        "a quarter of the model's time).",
+        "",
+    ]
+    lines += _table(
+        ["network", "x", "input", "model ms", "frame ms", "pre/post ms", "pre/post / model"],
+        [
+            [
+                r["network"],
+                r["scale"],
+                r["input"],
+                r["model_ms"],
+                r["frame_ms"],
+                r["prepost_ms"],
+                r["prepost_over_model"],
+            ]
+            for r in t["prepost"]
+        ],
+    )
+    lines += [
+        "",
+        "### Threads: model intra-op x encoder, end to end",
+        "",
+        f"`upscale_video` on the first {t['threads'][0]['frames']} frames of vtest.avi, ESPCN x2 (paper) on",
+        "onnxruntime, the default encoder for AVI (mpeg4); `auto` leaves the encoder's thread count to FFmpeg.",
+        "",
+    ]
+    lines += _table(
+        ["model threads", "encoder threads", "frames", "fps"],
+        [[r["model_threads"], r["encoder_threads"], r["frames"], r["fps"]] for r in t["threads"]],
+    )
+    cli = t["cli"]
+    lines += [
+        "",
+        "### `vidsr upscale`, end to end",
+        "",
+        "Each command in a fresh process, `--json -q`, fps from its summary (pipeline time; `wall s` adds",
+        "start-up and the one-off ONNX export when not cached). `before:` rows run the vidsr of the commit",
+        "before this work, from a source tree, in the same run.",
+        "",
+    ]
+    lines += _table(
+        ["command", "backend", "frames", "fps", "wall s"],
+        [[f"`{r['command']}`", r["backend"], r["frames"], r["fps"], r["wall_s"]] for r in cli],
+    )
+    espcn, bicubic = cli[0]["fps"], cli[1]["fps"]
+    before = next((r["fps"] for r in cli if r["command"].startswith("before:")), None)
+    lines += [
+        "",
+        f"ESPCN x2 (paper) / bicubic x2: {_ratio(espcn, bicubic)} (target >= 0.25); "
+        f"ESPCN x2 now / before: {_ratio(espcn, before)} (target >= 2.5).",
+        "",
+    ]
+    return lines
 
 
 def render(payload: dict, rows: list[BenchRow]) -> str:
@@ -183,6 +400,8 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
     if payload["skipped"]:
         lines.append(f"* Not run on this CPU (about a minute per frame or more): {', '.join(payload['skipped'])}.")
     lines += ["", "## Results", "", markdown_table(rows), ""]
+    if payload.get("cpu_tables"):
+        lines += render_cpu_tables(payload["cpu_tables"], m)
     if not gpu:
         lines += [
             "## Reading the CPU table",

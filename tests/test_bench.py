@@ -102,11 +102,16 @@ def test_bench_input_runs_every_stage(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", frames=3, size=(32, 24))
     cfg = BenchConfig(models=("espcn",), scales=(2,), device="cpu", model_iters=1)
     rows = bench_input(clip, cfg, out_dir=tmp_path / "work")
-    assert [r.stage for r in rows] == list(STAGES)
+    stages = [r.stage for r in rows]
+    peer = "opencv" in stages  # only where opencv-contrib and ../shared/peers are present
+    assert stages == [s for s in STAGES if s != "pipeline" and (s != "opencv" or peer)] + ["pipeline"] * 2
     assert all(r.frames == 3 and r.fps > 0 for r in rows)
-    pipeline = rows[-1]
-    assert pipeline.backend == "torch-cpu" and pipeline.model_fps and pipeline.model_fps > 0
-    assert pipeline.ratio_vs_io_ceiling is not None and pipeline.ratio_vs_naive is not None
+    pipelines = [r for r in rows if r.stage == "pipeline"]
+    assert [r.backend for r in pipelines] == ["onnxruntime", "torch-cpu"]  # every CPU backend, one row each
+    for pipeline in pipelines:
+        assert pipeline.model_fps and pipeline.model_fps > 0
+        assert pipeline.ratio_vs_io_ceiling is not None and pipeline.ratio_vs_naive is not None
+        assert (pipeline.ratio_vs_opencv is not None) == peer
     assert not list((tmp_path / "work").glob("*.mp4"))  # outputs are cleaned up
 
 
@@ -121,7 +126,11 @@ def test_cli_bench_json(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["machine"]["torch"]
-    assert [r["stage"] for r in payload["rows"]] == ["io_ceiling", "pipeline"]
+    assert [(r["stage"], r["backend"]) for r in payload["rows"]] == [
+        ("io_ceiling", "cpu"),
+        ("pipeline", "onnxruntime"),
+        ("pipeline", "torch-cpu"),
+    ]
     assert all(r["frames"] == 2 for r in payload["rows"])
 
 
@@ -132,3 +141,38 @@ def test_cli_bench_rejects_unknown_stage(tmp_path):
     result = CliRunner().invoke(cli, ["bench", str(clip), "--stages", "warp"])
     assert result.exit_code == 2
     assert "unknown stage 'warp'" in result.output
+
+
+def test_conv_gflop_counts_every_convolution():
+    from vidsr.bench_cpu import conv_gflop
+    from vidsr.models.espcn import espcn
+
+    # The paper's ESPCN x2: 5x5 1->64, 3x3 64->32, 3x3 32->4, all at the input size.
+    macs_per_pixel = 25 * 1 * 64 + 9 * 64 * 32 + 9 * 32 * 4
+    assert conv_gflop(espcn(scale=2), 1, 10, 12) == pytest.approx(2 * macs_per_pixel * 120 / 1e9)
+
+
+def test_opencv_peer_skips_with_a_reason(tmp_path, monkeypatch):
+    from vidsr.bench_cpu import PEERS_ENV, opencv_espcn
+
+    monkeypatch.setenv(PEERS_ENV, str(tmp_path))
+    sr, why = opencv_espcn(2)
+    assert sr is None
+    assert why.endswith(f"not found (set {PEERS_ENV})") or "opencv" in why.lower()
+
+
+def test_per_frame_and_prepost_rows(tmp_path, monkeypatch):
+    import numpy as np
+
+    from vidsr.bench_cpu import PEERS_ENV, per_frame_rows, prepost_rows
+
+    monkeypatch.setenv(PEERS_ENV, str(tmp_path))  # no peer files: its row says why
+    loaded_for = lambda: load_for_bench("espcn", 2)[0]  # noqa: E731
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    rows = per_frame_rows(loaded_for, "paper", rgb, repeats=1)
+    assert [r["engine"] for r in rows] == ["vidsr onnxruntime", "vidsr torch-cpu", "opencv"]
+    assert all(r["frame_ms"] > 0 and r["model_ms"] > 0 for r in rows[:2])
+    assert rows[2]["frame_ms"] is None and rows[2]["note"].startswith("skipped: ")
+    (pp,) = prepost_rows(loaded_for, "paper", 24, 32, repeats=1)
+    assert pp["frame_ms"] > 0 and pp["model_ms"] > 0
+    assert pp["prepost_over_model"] == pytest.approx(pp["prepost_ms"] / pp["model_ms"], rel=0.02, abs=0.01)

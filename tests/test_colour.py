@@ -92,3 +92,21 @@ def test_uint8_fast_path_equals_the_float_formulas(matrix, full):
     assert np.abs(out.astype(float) - want).max() <= 1
     assert (out == want).mean() > 0.99
     assert out.min() == 0 and out.max() == 255  # the overshoot was clamped, not wrapped
+
+
+def test_probe_count_converts_no_colour(monkeypatch):
+    """``probe --count`` decodes every picture but never converts one (most of its time, before)."""
+    from conftest import data_path
+
+    from vidsr.media import source
+    from vidsr.media.probe import probe
+
+    path = data_path("video", "tree.avi")  # rgb24 Cinepak: the conversion is a full RGB -> Y'CbCr pass
+
+    def no_conversion(self, frame):
+        raise AssertionError("probe --count converted a frame")
+
+    monkeypatch.setattr(source._FrameConverter, "__call__", no_conversion)
+    assert probe(path, decode=True).frames == 68  # its 68 coded frames, in 444 frame slots
+    with pytest.raises(AssertionError, match="converted a frame"):
+        list(source.VideoSource(path).items())  # the upscale path still converts

@@ -160,3 +160,30 @@ def test_auto_falls_back_to_torch_cpu_when_onnxruntime_fails(monkeypatch, caplog
     assert "simulated onnxruntime failure" in backend.reason and "onnxruntime unavailable" in caplog.text
     # Baselines never go to onnxruntime.
     assert create_backend(build_model("bicubic", 2), BackendOptions()).name == "torch-cpu"
+
+
+def test_cli_threads_reach_the_model(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from conftest import make_clip
+
+    from vidsr.cli.main import cli
+
+    seen = []
+    original = OnnxRuntimeBackend.__init__
+
+    def spy(self, loaded, *, threads=None, cache_dir=None):
+        original(self, loaded, threads=threads, cache_dir=cache_dir)
+        seen.append((threads, self.session.get_session_options().intra_op_num_threads))
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "__init__", spy)
+    before = torch.get_num_threads()
+    clip = make_clip(tmp_path / "c.mp4", frames=3, size=(32, 24))
+    try:
+        args = ["upscale", str(clip), "-m", "espcn", "-s", "2", "--threads", "1", "--json", "--preset", "ultrafast"]
+        result = CliRunner().invoke(cli, args)
+        assert torch.get_num_threads() == 1  # torch-cpu and the pre/post-processing follow --threads too
+    finally:
+        torch.set_num_threads(before)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["backend"] == "onnxruntime"
+    assert seen == [(1, 1)]

@@ -7,6 +7,8 @@
 ``bicubic``    the bicubic baseline through the same pipeline, on the device
 ``naive``      what a first script does: decode a frame, RGB, FP32 PyTorch model (batch 1),
                encode, one after the other, no threads, no overlap
+``opencv``     the peer: OpenCV's dnn_superres ESPCN (``../shared/peers``) in the naive loop,
+               for ``espcn`` rows; skipped, with the reason logged, where OpenCV or the file is absent
 ``pipeline``   vidsr itself, once per backend available here
 =============  ============================================================================
 
@@ -41,7 +43,7 @@ from vidsr.video import upscale_video
 
 log = logging.getLogger(__name__)
 
-STAGES = ("io_ceiling", "bicubic", "naive", "pipeline")
+STAGES = ("io_ceiling", "bicubic", "naive", "opencv", "pipeline")
 # The encoder every stage uses: fast enough not to hide the model, and the same for every row.
 BENCH_ENCODE = EncodeOptions(codec="libx264", preset="veryfast", crf=18)
 
@@ -169,6 +171,7 @@ class BenchRow:
     gpu_peak_mib: float | None = None
     ratio_vs_io_ceiling: float | None = None
     ratio_vs_naive: float | None = None
+    ratio_vs_opencv: float | None = None
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,7 +270,17 @@ def model_only_fps(up: Upscaler, width: int, height: int, batch: int, iters: int
     return batch * iters / (time.perf_counter() - started)
 
 
-def naive_run(src: Path, out_dir: Path, up: Upscaler, cfg: BenchConfig) -> tuple[int, float]:
+class _OpenCVPeer:
+    """OpenCV's dnn_superres behind the one method :func:`naive_run` calls."""
+
+    def __init__(self, sr: Any) -> None:
+        self.sr = sr
+
+    def upscale_image(self, rgb: np.ndarray) -> np.ndarray:
+        return self.sr.upsample(np.ascontiguousarray(rgb[:, :, ::-1]))[:, :, ::-1]
+
+
+def naive_run(src: Path, out_dir: Path, up: Upscaler | _OpenCVPeer, cfg: BenchConfig) -> tuple[int, float]:
     """Decode one frame, FP32 model on RGB at batch 1, encode it; repeat.  No threads, no overlap."""
     dst = out_dir / f"{src.stem}.naive.mp4"
     started = time.perf_counter()
@@ -295,9 +308,12 @@ def naive_run(src: Path, out_dir: Path, up: Upscaler, cfg: BenchConfig) -> tuple
 
 
 def available_backends(device: str) -> list[str]:
-    """The backends that can run here: torch-cpu always; torch-cuda and tensorrt with a GPU."""
+    """The backends that can run here: onnxruntime (when installed) and torch-cpu on a CPU;
+    torch-cuda and tensorrt with a GPU."""
     if device == "cpu" or not torch.cuda.is_available():
-        return ["torch-cpu"]
+        from vidsr.backends.onnxruntime import onnxruntime_available
+
+        return ["onnxruntime", "torch-cpu"] if onnxruntime_available() else ["torch-cpu"]
     names = ["torch-cuda"]
     from vidsr.backends.tensorrt import tensorrt_available
 
@@ -411,6 +427,29 @@ def bench_input(
                         gpu_peak_mib=_peak_mib(device),
                     )
                 )
+            if "opencv" in stages and model == "espcn":
+                from vidsr.bench_cpu import opencv_espcn
+
+                sr, why = opencv_espcn(scale, threads=torch.get_num_threads())
+                if sr is None:
+                    log.warning("no OpenCV peer row: %s", why)
+                else:
+                    frames, seconds = naive_run(clip, out_dir, _OpenCVPeer(sr), cfg)
+                    emit(
+                        base(
+                            "opencv",
+                            "opencv-espcn",
+                            scale,
+                            clip,
+                            frames,
+                            seconds,
+                            backend="opencv dnn",
+                            precision="float32",
+                            weights="TF-ESPCN",
+                            batch=1,
+                            note="dnn_superres ESPCN from ../shared/peers, frame by frame",
+                        )
+                    )
             if "pipeline" not in stages:
                 continue
             for name in backends:
@@ -472,6 +511,7 @@ def add_ratios(rows: list[BenchRow]) -> None:
     """pipeline fps / io_ceiling fps and / naive fps, per input x scale (x model for naive)."""
     ceilings = {(r.input, r.scale): r.fps for r in rows if r.stage == "io_ceiling"}
     naive = {(r.input, r.scale, r.model): r.fps for r in rows if r.stage == "naive"}
+    opencv = {(r.input, r.scale): r.fps for r in rows if r.stage == "opencv"}
     for r in rows:
         if r.stage not in ("pipeline", "bicubic"):
             continue
@@ -481,6 +521,9 @@ def add_ratios(rows: list[BenchRow]) -> None:
         base = naive.get((r.input, r.scale, r.model))
         if base:
             r.ratio_vs_naive = round(r.fps / base, 2)
+        peer = opencv.get((r.input, r.scale)) if r.model == "espcn" else None
+        if peer:
+            r.ratio_vs_opencv = round(r.fps / peer, 2)
 
 
 # -- reporting -------------------------------------------------------------------------------
@@ -499,6 +542,7 @@ COLUMNS = (
     ("gpu_peak_mib", "GPU peak MiB"),
     ("ratio_vs_io_ceiling", "/ io_ceiling"),
     ("ratio_vs_naive", "/ naive"),
+    ("ratio_vs_opencv", "/ opencv"),
     ("note", "note"),
 )
 

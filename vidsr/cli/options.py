@@ -18,7 +18,7 @@ _MODEL_OPTIONS = (
     click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True),
     click.option(
         "--backend",
-        type=click.Choice(["auto", "tensorrt", "torch-cuda", "torch-cpu"]),
+        type=click.Choice(["auto", "tensorrt", "torch-cuda", "onnxruntime", "torch-cpu"]),
         default="auto",
         show_default=True,
     ),

@@ -15,6 +15,11 @@ from vidsr.cli.options import encode_options, model_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file [default: INPUT.x<scale>.<ext>].")
 @model_options
 @encode_options
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for the model (onnxruntime, torch-cpu) [all cores; the codecs share them].",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
@@ -38,6 +43,7 @@ def upscale(
     crf: int | None,
     preset: str | None,
     pix_fmt: str,
+    threads: int | None,
     overwrite: bool,
     quiet: bool,
     as_json: bool,
@@ -53,6 +59,10 @@ def upscale(
     from vidsr.video import is_image, upscale_image_file, upscale_video
 
     check_input_path(input_path)  # before loading a model: a typo should not wait for weights
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # torch-cpu's model threads; onnxruntime gets them below
     up = Upscaler(
         model,
         scale,
@@ -63,6 +73,7 @@ def upscale(
         tile_pixels=tile_pixels,
         compile=not no_compile,
         engine_dir=engine_dir,
+        threads=threads,
     )
     if not quiet and not as_json:
         click.echo(f"vidsr: {up.describe()}", err=True)

@@ -87,7 +87,7 @@ def probe(path: str | Path, *, decode: bool = False) -> MediaInfo:
             from vidsr.media.source import VideoSource
 
             with VideoSource(path) as source:
-                frames = sum(1 for _ in source.items() if not isinstance(_, av.Packet))
+                frames = sum(1 for _ in source.items(convert=False) if not isinstance(_, av.Packet))
         duration = float(container.duration / av.time_base) if container.duration else None
         rate = None
         if len(pts) > 1 and video.time_base:

@@ -274,8 +274,11 @@ class VideoSource:
             + (f" ({self.corrupt_packets} damaged packets)" if self.corrupt_packets else "")
         )
 
-    def items(self) -> Iterator[DecodedFrame | av.Packet]:
-        """Every decoded frame (as planes, with presentation-ordered pts) and passthrough packet."""
+    def items(self, *, convert: bool = True) -> Iterator[DecodedFrame | av.Packet]:
+        """Every decoded frame (as planes, with presentation-ordered pts) and passthrough packet.
+
+        ``convert=False`` leaves the planes out (``None``): counting frames needs no colour conversion.
+        """
         retimer = _Retimer()
         index = 0
         held: list[av.Packet] = []
@@ -289,7 +292,7 @@ class VideoSource:
             if isinstance(item, av.VideoFrame):
                 self.frames_decoded += 1
                 self.damaged_frames += item.is_corrupt
-                ready = list(retimer.push(index, item.pts, self._convert(item)))
+                ready = list(retimer.push(index, item.pts, self._convert(item) if convert else None))
                 index += 1
                 yield from ready
                 if ready and held:
