@@ -1,10 +1,14 @@
-"""Quality of every shipped weight vs bicubic on the validation set, by DESIGN.md's protocol.
+"""Quality of every shipped weights set on the validation photos: the protocol and the degradation matrix.
 
-    .venv/bin/python benchmarks/quality.py [--val ../shared/data/val] [--out benchmarks]
+    .venv/bin/python benchmarks/quality.py [--val ../shared/data/val] [--out benchmarks] [--no-peers]
 
-Writes ``QUALITY.md`` (a model x scale table: PSNR-Y / SSIM-Y beside bicubic)
-and ``quality.json`` (the same, per image too).  CPU only: quality does not
-depend on the machine, and the project's reference runs have no GPU.
+Writes ``QUALITY.md`` and ``quality.json``: for each shipped weights file (every set
+of every model and scale) PSNR-Y / SSIM-Y by the literature's protocol beside
+bicubic, and the degradation matrix of :mod:`vidsr.degrade` (LR made seven ways)
+with the gain over bicubic per row, the mean and the worst row.  OpenCV's
+pretrained dnn_superres networks from ``../shared/peers`` get matrix rows beside
+vidsr's when opencv-contrib is installed (they are read from there, never copied).
+CPU only: quality does not depend on the machine.
 """
 
 from __future__ import annotations
@@ -16,133 +20,201 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidsr.evaluate import evaluate_folder  # noqa: E402
-from vidsr.models import get_spec  # noqa: E402
-from vidsr.models.weights import SHIPPED_DIR, read_metadata  # noqa: E402
+from vidsr.degrade import MATRIX  # noqa: E402
+from vidsr.evaluate import (  # noqa: E402
+    evaluate_images,
+    evaluate_matrix,
+    list_images,
+    load_rgb,
+    module_upscaler,
+)
+from vidsr.metrics import luma_255  # noqa: E402
+from vidsr.models import build_model, get_spec  # noqa: E402
+from vidsr.models.weights import SHIPPED_DIR, read_metadata, shipped_weights_path  # noqa: E402
 
-TARGETS = {("espcn", 2): 33.0, ("espcn", 4): 28.6, ("srresnet", 2): 34.2, ("srresnet", 4): 29.6}
+# The issue's protocol targets (val PSNR-Y, dB) and the bar for the default weights on the matrix.
+TARGETS = {("espcn", 2): 33.0, ("espcn", 4): 28.4, ("srresnet", 2): 33.5, ("srresnet", 4): 28.9}
+MATRIX_BAR = {"worst_gain": -0.1, "mean_gain": 0.5}
+PEERS = {"espcn": (2, 3, 4), "fsrcnn": (2, 3, 4), "fsrcnn-small": (2, 3, 4), "lapsrn": (2, 4)}
+
+
+def peer_upscaler(peers: Path, name: str, scale: int):
+    """OpenCV dnn_superres's ``name`` x``scale`` as a matrix upscaler, or a string saying why it cannot run."""
+    try:
+        import cv2
+    except ImportError:
+        return "opencv-contrib-python-headless is not installed"
+    if not hasattr(cv2, "dnn_superres"):
+        return "this OpenCV has no dnn_superres (install opencv-contrib-python-headless)"
+    file = peers / f"{name.upper().replace('FSRCNN-SMALL', 'FSRCNN-small').replace('LAPSRN', 'LapSRN')}_x{scale}.pb"
+    if not file.is_file():
+        return f"{file} is missing"
+    sr = cv2.dnn_superres.DnnSuperResImpl_create()
+    sr.readModel(str(file))
+    sr.setModel(name.split("-")[0], scale)
+
+    def run(lr_rgb: torch.Tensor) -> torch.Tensor:
+        bgr = lr_rgb.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()[..., ::-1]
+        out = sr.upsample(np.ascontiguousarray(bgr))[..., ::-1]
+        return luma_255(torch.from_numpy(out.copy()).permute(2, 0, 1).double() / 255.0)
+
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "val")
+    parser.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "peers")
+    parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
 
-    rows = []
+    images = [(p.name, load_rgb(p)) for p in list_images(args.val)]
+    rows = list(MATRIX.values())
+    entries, skipped = [], []
     for path in sorted(SHIPPED_DIR.glob("*.safetensors")):
         meta = read_metadata(path)
-        model, scale = meta["model"], int(meta["scale"])
+        model, scale, weight_set = meta["model"], int(meta["scale"]), path.stem.split(".")[1]
         started = time.perf_counter()
-        result = evaluate_folder(args.val, model=model, scale=scale)
-        print(f"{model} x{scale}: {result.psnr:.2f} dB / {result.ssim:.4f} (bicubic {result.bicubic_psnr:.2f} dB)")
-        rows.append(
+        loaded = build_model(model, scale, weights=weight_set)
+        upscale = module_upscaler(loaded.module, loaded.spec.colour)
+        protocol = evaluate_images(images, scale, upscale, model=model)
+        matrix = evaluate_matrix(images, scale, upscale, rows, model=model)
+        entries.append(
             {
-                **result.to_dict(),
+                "name": f"{model} {weight_set}",
+                "model": model,
+                "scale": scale,
                 "weights": path.name,
+                "set": weight_set,
+                "default": shipped_weights_path(model, scale) == path,
                 "recipe": meta.get("recipe"),
+                "history": meta.get("history"),
+                "degradations": (meta.get("degradations") or {"name": "protocol"})["name"],
+                "protocol": protocol.to_dict(),
+                "matrix": matrix.to_dict(),
                 "target_psnr": TARGETS.get((model, scale)),
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
-    # Bicubic rows for the scales no model covers, so the table always shows the yardstick.
-    covered = {r["scale"] for r in rows}
-    for scale in sorted({2, 3, 4} - covered):
-        rows.append({**evaluate_folder(args.val, model="bicubic", scale=scale).to_dict()})
+        print(f"{path.name}: protocol {protocol.psnr:.2f} dB, matrix mean gain {matrix.mean_gain:+.2f}", flush=True)
+    if not args.no_peers:
+        for name, scales in PEERS.items():
+            for scale in scales:
+                upscale = peer_upscaler(args.peers, name, scale)
+                if isinstance(upscale, str):
+                    skipped.append(f"OpenCV {name} x{scale}: {upscale}")
+                    continue
+                matrix = evaluate_matrix(images, scale, upscale, rows, model=f"opencv {name}")
+                entries.append(
+                    {"name": f"OpenCV {name}", "model": f"opencv-{name}", "scale": scale, "matrix": matrix.to_dict()}
+                )
+                print(f"OpenCV {name} x{scale}: matrix mean gain {matrix.mean_gain:+.2f}", flush=True)
 
-    machine = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__})"
-    command = ".venv/bin/python benchmarks/quality.py"
-    payload = {"machine": machine, "command": command, "val_set": "shared/data/val", "rows": rows}
+    cpu = platform.processor() or platform.machine()
+    machine = f"CPU ({cpu}, {torch.get_num_threads()} threads, torch {torch.__version__})"
+    payload = {
+        "machine": machine,
+        "command": ".venv/bin/python benchmarks/quality.py",
+        "val_set": "shared/data/val",
+        "images": len(images),
+        "rows": {r.name: r.description for r in rows},
+        "entries": entries,
+        "skipped": skipped,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "quality.json").write_text(json.dumps(payload, indent=1) + "\n")
     (args.out / "QUALITY.md").write_text(render(payload))
-    (args.out / "QUALITY_README_SNIPPET.md").write_text(readme_snippet(payload))
-    print(f"wrote QUALITY.md, QUALITY_README_SNIPPET.md and quality.json in {args.out}")
+    print(f"wrote QUALITY.md and quality.json in {args.out}")
+
+
+def _trained(entry: dict) -> str:
+    history = entry.get("history") or [entry.get("recipe") or {}]
+    steps = sum(h.get("steps", 0) for h in history)
+    minutes = sum(h.get("seconds", 0) for h in history) / 60
+    return f"{steps} steps, {minutes:.0f} min, {history[-1].get('device', '?')}" if steps else "—"
 
 
 def render(payload: dict) -> str:
+    entries = payload["entries"]
+    ours = [e for e in entries if "protocol" in e]
+    names = list(payload["rows"])
     lines = [
         "# Quality on the validation set",
         "",
-        f"PSNR-Y (dB) / SSIM-Y on `{payload['val_set']}` (14 photos), by the protocol in DESIGN.md: HR cropped",
-        "to a multiple of the scale, LR by Pillow's antialiased bicubic (8-bit), BT.601 studio-range Y,",
-        "`scale` pixels shaved from each border. Bicubic is Pillow's. Higher is better.",
+        f"Machine: {payload['machine']}. Command: `{payload['command']}` (regenerates this file and",
+        "`quality.json`). Every figure is PSNR-Y (dB) or SSIM-Y on BT.601 studio-range Y, `scale` pixels",
+        f"shaved, mean over the {payload['images']} photos of `{payload['val_set']}` (never trained on).",
         "",
-        f"Machine: {payload['machine']}. Command: `{payload['command']}`.",
+        "## The literature's protocol",
         "",
-        "| model | scale | PSNR-Y | SSIM-Y | bicubic PSNR-Y | bicubic SSIM-Y | gain (dB) | target | trained |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "HR cropped to a multiple of the scale, LR by Pillow's antialiased bicubic (8-bit); bicubic is Pillow's.",
+        "",
+        "| weights | default | scale | trained on | PSNR-Y | SSIM-Y | bicubic | gain | target | trained |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in sorted(payload["rows"], key=lambda r: (r["model"] == "bicubic", r["model"], r["scale"])):
-        gain = r["psnr"] - r["bicubic_psnr"]
-        target = r.get("target_psnr")
-        target_s = "—" if target is None else f"{target:.1f} ({'met' if r['psnr'] >= target else 'not met'})"
-        recipe = r.get("recipe") or {}
-        trained = (
-            f"{recipe['steps']} steps, {recipe['seconds'] / 60:.0f} min wall, {recipe['device']}" if recipe else "—"
-        )
+    for e in sorted(ours, key=lambda e: (e["model"], e["scale"], not e["default"])):
+        p = e["protocol"]
+        target = e.get("target_psnr")
+        target_s = "—" if target is None else f"{target:.1f} ({'met' if p['psnr'] >= target else 'not met'})"
         lines.append(
-            f"| {r['model']} | x{r['scale']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['bicubic_psnr']:.2f} | "
-            f"{r['bicubic_ssim']:.4f} | {gain:+.2f} | {target_s} | {trained} |"
-        )
-    shipped = {(r["model"], r["scale"]) for r in payload["rows"]}
-    missing = [f"{m} x{s}" for m in ("espcn", "srresnet", "srgan") for s in get_spec(m).scales if (m, s) not in shipped]
-    lines += [
-        "",
-        f"Not shipped: {', '.join(missing)}. srgan needs ImageNet VGG19 features for its content loss: "
-        "`vidsr train --model srgan --init SRRESNET_WEIGHTS --vgg-weights VGG19_STATE_DICT`.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def readme_snippet(payload: dict) -> str:
-    """A short section for the README: the shipped models' figures and how they were made."""
-    models = sorted((r for r in payload["rows"] if r["model"] != "bicubic"), key=lambda r: (r["model"], r["scale"]))
-    lines = [
-        "## Quality",
-        "",
-        "PSNR-Y / SSIM-Y on the 14 validation photos (`shared/data/val`), by the protocol the SR literature",
-        "uses (antialiased bicubic LR, BT.601 Y, `scale` pixels shaved), beside Pillow's bicubic:",
-        "",
-        "| model | scale | PSNR-Y (dB) | SSIM-Y | bicubic | gain |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in models:
-        lines.append(
-            f"| {r['model']} | x{r['scale']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-            f"{r['bicubic_psnr']:.2f} / {r['bicubic_ssim']:.4f} | {r['psnr'] - r['bicubic_psnr']:+.2f} dB |"
+            f"| `{e['weights']}` | {'yes' if e['default'] else ''} | x{e['scale']} | {e['degradations']} | "
+            f"{p['psnr']:.2f} | {p['ssim']:.4f} | {p['bicubic_psnr']:.2f} / {p['bicubic_ssim']:.4f} | "
+            f"{p['psnr'] - p['bicubic_psnr']:+.2f} | {target_s} | {_trained(e)} |"
         )
     lines += [
         "",
-        "The shipped weights are vidsr's own, trained with `vidsr train` on the 20 photos of `shared/data/train`",
-        "only, on a 2-core CPU (no GPU): short runs, so they sit below the papers' figures, which come from",
-        "days of GPU training on ImageNet-scale data. Each `.safetensors` file carries its recipe and these",
-        "figures (`vidsr models` shows them). Reproduce the table with `.venv/bin/python benchmarks/quality.py`",
-        "and evaluate any weights with `vidsr eval IMAGES --model M --scale S [--weights FILE]`.",
+        "## The degradation matrix",
         "",
-        "![bicubic | espcn x4 | original](benchmarks/side_by_side.png)",
+        "The same photos, LR made each of these ways (`vidsr eval DIR --degradations all`):",
         "",
     ]
-    if not any(r["model"] == "srresnet" for r in models):
+    lines += [f"* `{name}`: {desc}" for name, desc in payload["rows"].items()]
+    lines += [
+        "",
+        "Each cell is the gain in PSNR-Y over bicubic on that row (dB); the bicubic line gives bicubic's own",
+        f"PSNR-Y. The bar for the default weights: every row >= {MATRIX_BAR['worst_gain']:+.1f} dB and the mean",
+        f">= {MATRIX_BAR['mean_gain']:+.1f} dB. OpenCV's networks (from `../shared/peers`) were trained on LR made",
+        "by `cv2.resize` INTER_CUBIC, the `bicubic` row.",
+    ]
+    for scale in sorted({e["scale"] for e in entries}):
+        here = [e for e in entries if e["scale"] == scale]
         lines += [
-            "`srresnet` weights are not shipped yet: on the 2-core CPU it runs at about 2.5 s per step of eight",
-            "64-px patches, and a 400-step run was still below bicubic. Train it on a GPU (mixed precision):",
-            "`vidsr train --model srresnet --scale 4 --data DIR --val DIR --device cuda`.",
             "",
+            f"### x{scale}",
+            "",
+            "| | " + " | ".join(names) + " | mean | bar |",
+            "|---" * (len(names) + 3) + "|",
         ]
-    lines += [
-        "`srgan` weights are not shipped: its content loss needs ImageNet VGG19 features, which vidsr cannot",
-        "download. With a torchvision VGG19 state dict saved to a file, fine-tune a trained srresnet:",
-        "`vidsr train --model srgan --scale 4 --init srresnet_x4.safetensors --vgg-weights vgg19.pth ...`.",
-        "",
+        base = here[0]["matrix"]["rows"]
+        lines.append("| bicubic (PSNR-Y) | " + " | ".join(f"{r['bicubic_psnr']:.2f}" for r in base) + " | | |")
+        lanczos = [r["lanczos_psnr"] - r["bicubic_psnr"] for r in base]
+        lines.append("| lanczos | " + " | ".join(f"{g:+.2f}" for g in lanczos) + f" | {np.mean(lanczos):+.2f} | |")
+        for e in sorted(here, key=lambda e: ("protocol" not in e, not e.get("default"), e["name"])):
+            m = e["matrix"]
+            meets = m["worst_gain"] >= MATRIX_BAR["worst_gain"] and m["mean_gain"] >= MATRIX_BAR["mean_gain"]
+            label = e["name"] + (" (default)" if e.get("default") else "")
+            lines.append(
+                f"| {label} | "
+                + " | ".join(f"{r['gain']:+.2f}" for r in m["rows"])
+                + f" | {m['mean_gain']:+.2f} | {'met' if meets else 'not met'} |"
+            )
+    missing = [
+        f"{m} x{s}"
+        for m in ("espcn", "srresnet", "srgan")
+        for s in get_spec(m).scales
+        if not any(e["model"] == m and e["scale"] == s for e in ours)
     ]
-    return "\n".join(lines)
+    lines += ["", f"Not shipped yet: {', '.join(missing) or 'nothing'}."]
+    if payload["skipped"]:
+        lines += ["", "Peers skipped: " + "; ".join(payload["skipped"]) + "."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

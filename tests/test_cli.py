@@ -123,8 +123,9 @@ def test_learned_model_without_weights_refuses(tmp_path, monkeypatch):
     result = invoke("upscale", src, "-m", "srgan", "-s", "4", *FAST)
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "Error: no trained weights ship for srgan x4 yet; "
-        "train them with `vidsr train --model srgan --scale 4` and pass --weights FILE"
+        "Error: trained weights for srgan x4 do not ship (shipped sets: none); train them with "
+        "`vidsr train --model srgan --scale 4 --init SRRESNET.safetensors --vgg-weights VGG19.pth "
+        "--data ../shared/data/train --val ../shared/data/val` and pass --weights FILE"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 

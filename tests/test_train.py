@@ -65,7 +65,10 @@ def test_a_few_steps_lower_the_loss(tiny_data, tmp_path: Path) -> None:
     assert result.weights is not None and result.weights.is_file()
     meta = read_metadata(result.weights)
     assert meta["architecture"] == "espcn" and meta["scale"] == 2
-    assert set(meta["recipe"]) == {"steps", "patch", "batch", "lr", "loss", "seed", "data", "device", "seconds"}
+    assert set(meta["recipe"]) == {
+        *("steps", "patch", "batch", "lr", "loss", "seed", "data", "device", "seconds"),
+        *("degradations", "init"),
+    }
     assert meta["recipe"]["steps"] == 60
     for key in ("val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim"):
         assert isinstance(meta[key], float)

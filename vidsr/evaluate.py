@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from vidsr.colour import BT601_STUDIO, rgb_to_luma
+from vidsr.degrade import matrix_rows, pillow_resize, quantise, row_rng
 from vidsr.errors import InputError
 from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
 from vidsr.resample import resize
@@ -36,11 +37,6 @@ def load_rgb(path: str | Path) -> torch.Tensor:
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def quantise(x: torch.Tensor) -> torch.Tensor:
-    """Round [0, 1] floats to the 8-bit grid (clamped), staying float."""
-    return x.mul(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
 
 
 def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -61,13 +57,7 @@ def pillow_bicubic(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     The literature's figures (and DESIGN's) are Pillow's, bit for bit, so the
     protocol calls Pillow itself rather than a reimplementation.
     """
-    from PIL import Image
-
-    arr = img.mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(1, 2, 0).numpy()
-    pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-    out = np.asarray(pil.resize((size[1], size[0]), Image.BICUBIC), dtype=np.uint8)
-    out = out[..., None] if out.ndim == 2 else out
-    return torch.from_numpy(out.copy()).permute(2, 0, 1).float().div_(255.0)
+    return pillow_resize(img, size, "bicubic")
 
 
 def protocol_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -183,6 +173,100 @@ def evaluate_images(
     return EvalResult(model, scale, tuple(scores))
 
 
+def lanczos_upscaler(scale: int) -> Upscale:
+    """Pillow's Lanczos-3 upscale of the RGB LR: the other plain scaler the matrix compares with."""
+
+    def run(lr_rgb: torch.Tensor) -> torch.Tensor:
+        h, w = lr_rgb.shape[-2:]
+        return luma_255(pillow_resize(lr_rgb, (h * scale, w * scale), "lanczos"))
+
+    return run
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    """One degradation's figures, means over the images: the model, bicubic and Lanczos on the same LR."""
+
+    degradation: str
+    description: str
+    psnr: float
+    ssim: float
+    bicubic_psnr: float
+    bicubic_ssim: float
+    lanczos_psnr: float
+    lanczos_ssim: float
+
+    @property
+    def gain(self) -> float:
+        return self.psnr - self.bicubic_psnr
+
+
+@dataclass(frozen=True)
+class MatrixResult:
+    model: str
+    scale: int
+    rows: tuple[MatrixRow, ...]
+
+    @property
+    def mean_gain(self) -> float:
+        return float(np.mean([r.gain for r in self.rows]))
+
+    @property
+    def worst_gain(self) -> float:
+        return float(min(r.gain for r in self.rows))
+
+    def summary(self) -> dict[str, Any]:
+        """Per-row PSNR and gain over bicubic, for weights metadata and ``vidsr models``."""
+        return {
+            "rows": {r.degradation: {"psnr": round(r.psnr, 3), "gain": round(r.gain, 3)} for r in self.rows},
+            "mean_gain": round(self.mean_gain, 3),
+            "worst_gain": round(self.worst_gain, 3),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "scale": self.scale,
+            "rows": [{**asdict(r), "gain": r.gain} for r in self.rows],
+            "mean": {
+                key: float(np.mean([getattr(r, key) for r in self.rows]))
+                for key in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "lanczos_psnr", "lanczos_ssim")
+            },
+            "mean_gain": self.mean_gain,
+            "worst_gain": self.worst_gain,
+        }
+
+
+def evaluate_matrix(
+    images: Iterable[tuple[str, torch.Tensor]],
+    scale: int,
+    upscale: Upscale | None,
+    rows: list[Any],
+    *,
+    model: str = "bicubic",
+) -> MatrixResult:
+    """The same HR images, LR made each way of ``rows`` (:data:`vidsr.degrade.MATRIX` entries), scored on Y.
+
+    ``upscale`` None scores bicubic itself in the model's columns.  Noisy rows draw their
+    noise from a generator fixed by row and image name: every model sees the same LR.
+    """
+    bicubic, lanczos = bicubic_upscaler(scale), lanczos_upscaler(scale)
+    scores: dict[str, list[tuple[float, ...]]] = {row.name: [] for row in rows}
+    for name, hr in images:
+        hr = mod_crop(hr, scale)
+        hr_y = luma_255(hr)
+        for row in rows:
+            lr = row.make(hr, scale, row_rng(row.name, name))
+            b = psnr_ssim_y(bicubic(lr), hr_y, scale)
+            m = b if upscale is None else psnr_ssim_y(upscale(lr), hr_y, scale)
+            scores[row.name].append((*m, *b, *psnr_ssim_y(lanczos(lr), hr_y, scale)))
+    out = []
+    for row in rows:
+        means = np.mean(np.array(scores[row.name]), axis=0)
+        out.append(MatrixRow(row.name, row.description, *(float(v) for v in means)))
+    return MatrixResult(model, scale, tuple(out))
+
+
 def evaluate_folder(
     folder: str | Path,
     *,
@@ -191,8 +275,12 @@ def evaluate_folder(
     weights: str | Path | None = None,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
-) -> EvalResult:
-    """The protocol on every image in ``folder`` for ``model`` (a registry name) at ``scale``."""
+    degradations: str | list[str] | None = None,
+) -> EvalResult | MatrixResult:
+    """The protocol on every image in ``folder`` for ``model`` (a registry name) at ``scale``.
+
+    With ``degradations`` (``"all"``, or row names of :data:`vidsr.degrade.MATRIX`), the matrix instead.
+    """
     from vidsr.models import build_model
 
     loaded = build_model(model, scale, weights=weights)
@@ -209,4 +297,6 @@ def evaluate_folder(
                 progress(path.name)
             yield path.name, load_rgb(path)
 
+    if degradations:
+        return evaluate_matrix(pairs(), scale, upscale, matrix_rows(degradations), model=model)
     return evaluate_images(pairs(), scale, upscale, model=model)

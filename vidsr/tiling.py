@@ -28,8 +28,15 @@ DEFAULT_OVERLAP = 16
 DEFAULT_TILE_PIXELS = 1920 * 1088
 
 
-def overlap_for(arch: str) -> int:
-    """The overlap that makes tiling exact for ``arch``: its receptive radius."""
+def overlap_for(arch: str, module: object = None) -> int:
+    """The overlap that makes tiling exact for ``arch``: its receptive radius.
+
+    A network whose depth depends on its configuration (ESPCN's ``paper`` and ``robust``
+    variants) states its own as ``module.receptive_radius``; that wins over the table.
+    """
+    own = getattr(module, "receptive_radius", None)
+    if isinstance(own, int):
+        return own
     return RECEPTIVE_RADIUS.get(arch, DEFAULT_OVERLAP)
 
 

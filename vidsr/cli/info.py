@@ -9,32 +9,44 @@ import click
 from vidsr.cli.main import debug_option, emit_json, handle_errors
 
 
+def _needs(name: str, scale: int) -> str:
+    if name == "srgan":
+        return "VGG19 ImageNet features: vidsr train --model srgan --init SRRESNET --vgg-weights VGG19.pth"
+    return f"vidsr train --model {name} --scale {scale} --data ../shared/data/train --val ../shared/data/val"
+
+
 def _model_rows() -> list[dict]:
-    from vidsr.models import REGISTRY, shipped_metadata
+    """One row per model, scale and shipped weights set (default set first), with the figures it carries."""
+    from vidsr.models import REGISTRY, shipped_sets
+    from vidsr.models.weights import read_metadata
 
     rows = []
     for spec in REGISTRY.values():
         for scale in spec.scales:
-            meta = shipped_metadata(spec.name, scale) if spec.learned else None
-            row = {
+            base = {
                 "model": spec.name,
                 "scale": scale,
                 "colour": spec.colour.upper() if spec.colour != "any" else "any",
                 "learned": spec.learned,
-                "weights": "shipped" if meta else ("-" if not spec.learned else "none"),
                 "description": spec.description,
             }
-            if meta:
-                for key in ("val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim", "val_set"):
+            sets = shipped_sets(spec.name, scale) if spec.learned else {}
+            if not spec.learned:
+                rows.append({**base, "weights": "-"})
+            elif not sets:
+                rows.append({**base, "weights": "none", "needs": _needs(spec.name, scale)})
+            for i, (name, path) in enumerate(sets.items()):
+                meta = read_metadata(path)
+                row = {**base, "weights": name, "default": i == 0, "file": path.name}
+                for key in ("val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim", "val_set", "degradations"):
                     if key in meta:
                         row[key] = meta[key]
-            elif spec.learned:
-                row["needs"] = (
-                    "VGG19 ImageNet features: vidsr train --model srgan --init SRRESNET --vgg-weights VGG19.pth"
-                    if spec.name == "srgan"
-                    else f"vidsr train --model {spec.name} --scale {scale}"
-                )
-            rows.append(row)
+                recipe = meta.get("recipe") or {}
+                row["trained"] = {k: recipe.get(k) for k in ("steps", "seconds", "device", "data") if k in recipe}
+                if "matrix" in meta:
+                    row["matrix_mean_gain"] = meta["matrix"]["mean_gain"]
+                    row["matrix_worst_gain"] = meta["matrix"]["worst_gain"]
+                rows.append(row)
     return rows
 
 
@@ -43,22 +55,31 @@ def _model_rows() -> list[dict]:
 @debug_option
 @handle_errors
 def models(as_json: bool) -> None:
-    """List models, their scales, colour space, shipped weights and measured quality (PSNR-Y on val)."""
+    """List models, scales, colour space, every shipped weights set (default marked *) and its quality.
+
+    Quality: PSNR-Y on the val photos by the literature's protocol, beside bicubic, and where the
+    weights carry it the degradation matrix's mean and worst gain over bicubic (`vidsr eval --degradations`).
+    """
     rows = _model_rows()
     if as_json:
         emit_json(rows)
         return
-    click.echo(f"{'model':9} {'scale':5} {'colour':6} {'weights':8} quality (val PSNR/SSIM, bicubic beside)")
+    click.echo(f"{'model':9} {'scale':5} {'colour':6} {'weights':9} quality (val PSNR/SSIM, bicubic beside; matrix)")
     for r in rows:
         if "val_psnr" in r:
             quality = f"{r['val_psnr']:.2f} dB / {r.get('val_ssim', float('nan')):.4f}"
             if "bicubic_psnr" in r:
                 quality += f"  (bicubic {r['bicubic_psnr']:.2f} dB, {r['val_psnr'] - r['bicubic_psnr']:+.2f})"
+            if "matrix_mean_gain" in r:
+                quality += f"; matrix mean {r['matrix_mean_gain']:+.2f}, worst {r['matrix_worst_gain']:+.2f}"
+            recipe = (r.get("degradations") or {}).get("name", "protocol")
+            quality += f"; trained on {recipe}"
         elif r["learned"]:
             quality = f"no trained weights: {r['needs']}"
         else:
             quality = "interpolation baseline"
-        click.echo(f"{r['model']:9} x{r['scale']:<4} {r['colour']:6} {r['weights']:8} {quality}")
+        weights = r["weights"] + ("*" if r.get("default") else "")
+        click.echo(f"{r['model']:9} x{r['scale']:<4} {r['colour']:6} {weights:9} {quality}")
 
 
 @click.command()

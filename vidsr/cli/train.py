@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vidsr.cli.main import emit_json, handle_errors
+from vidsr.cli.options import MODEL_NAMES
 
 _SCALES = click.Choice(["2", "3", "4"])
 
@@ -42,6 +43,14 @@ _SCALES = click.Choice(["2", "3", "4"])
 @click.option("--adv-weight", type=float, default=1e-3, show_default=True, help="srgan: adversarial loss weight.")
 @click.option(
     "--stop-at", type=click.IntRange(min=0), default=0, help="Checkpoint and stop after this step (resume later)."
+)
+@click.option("--arch", default="", help="Architecture variant: espcn paper (the paper's 3 layers, default) or robust.")
+@click.option(
+    "--degradations",
+    type=click.Choice(["protocol", "robust-v1"]),
+    default="protocol",
+    show_default=True,
+    help="How LR is made: the paper's antialiased bicubic, or a random mix of blur, kernels, noise, JPEG, H.264.",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -83,19 +92,40 @@ def train(model_name: str, scale: str, out: Path | None, threads: int | None, as
 
 @click.command(name="eval")
 @click.argument("images", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--model", "model_name", required=True, help="Model name (see `vidsr models`).")
+@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True)
 @click.option("--scale", type=_SCALES, required=True)
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Weights file.")
+@click.option(
+    "--weights", default=None, help="A weights file, or a shipped set's name (robust, paper) [the default set]."
+)
+@click.option(
+    "--degradations",
+    default=None,
+    help="The degradation matrix instead of the protocol: 'all' or a comma list of "
+    "bicubic-aa, bicubic, area, blur, jpeg, h264, noise.",
+)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print per-image and mean figures as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print per-image (or per-row) and mean figures as JSON.")
 @handle_errors
-def evaluate(images: Path, model_name: str, scale: str, weights: Path | None, device: str, as_json: bool) -> None:
-    """PSNR/SSIM on Y of MODEL vs bicubic over a folder of HR IMAGES (the protocol in DESIGN.md)."""
-    from vidsr.evaluate import evaluate_folder
+def evaluate(
+    images: Path, model_name: str, scale: str, weights: str | None, degradations: str | None, device: str, as_json: bool
+) -> None:
+    """PSNR/SSIM on Y of MODEL vs bicubic over a folder of HR IMAGES.
 
-    result = evaluate_folder(images, model=model_name, scale=int(scale), weights=weights, device=device)
+    The protocol of the SR literature: each image cropped to a multiple of the scale, LR made by
+    Pillow's antialiased bicubic (8-bit), upscaled, converted to BT.601 studio-range Y (as MATLAB's
+    rgb2ycbcr), `scale` pixels shaved from each border. With --degradations, the same photos with LR
+    made each of those ways (see `vidsr.degrade`), beside bicubic and Lanczos, and the mean gain.
+    """
+    from vidsr.evaluate import MatrixResult, evaluate_folder
+
+    result = evaluate_folder(
+        images, model=model_name, scale=int(scale), weights=weights, device=device, degradations=degradations
+    )
     if as_json:
         emit_json(result.to_dict())
+        return
+    if isinstance(result, MatrixResult):
+        _print_matrix(result)
         return
     width = max(len(i.name) for i in result.images)
     click.echo(f"{'image':<{width}}  {model_name + ' PSNR/SSIM':>22}  {'bicubic PSNR/SSIM':>22}")
@@ -104,4 +134,21 @@ def evaluate(images: Path, model_name: str, scale: str, weights: Path | None, de
     click.echo(
         f"{'mean':<{width}}  {result.psnr:>13.2f} / {result.ssim:.4f}  "
         f"{result.bicubic_psnr:>13.2f} / {result.bicubic_ssim:.4f}"
+    )
+
+
+def _print_matrix(result) -> None:
+    click.echo(f"{result.model} x{result.scale}: PSNR-Y (dB) / SSIM-Y by how the LR was made")
+    header = f"{'LR made by':<12} {result.model:>16} {'bicubic':>16} {'lanczos':>16} {'gain':>7}"
+    click.echo(header)
+    for r in result.rows:
+        click.echo(
+            f"{r.degradation:<12} {r.psnr:>7.2f} / {r.ssim:.4f} {r.bicubic_psnr:>7.2f} / {r.bicubic_ssim:.4f} "
+            f"{r.lanczos_psnr:>7.2f} / {r.lanczos_ssim:.4f} {r.gain:>+7.2f}"
+        )
+    mean = result.to_dict()["mean"]
+    click.echo(
+        f"{'mean':<12} {mean['psnr']:>7.2f} / {mean['ssim']:.4f} {mean['bicubic_psnr']:>7.2f} / "
+        f"{mean['bicubic_ssim']:.4f} {mean['lanczos_psnr']:>7.2f} / {mean['lanczos_ssim']:.4f} "
+        f"{result.mean_gain:>+7.2f}"
     )

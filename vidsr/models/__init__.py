@@ -12,11 +12,12 @@ from typing import Any
 from torch import nn
 
 from vidsr.errors import ModelError
+from vidsr.models.espcn import CONFIGS as ESPCN_CONFIGS
 from vidsr.models.espcn import espcn
 from vidsr.models.interpolation import interpolation
 from vidsr.models.spec import ModelSpec
 from vidsr.models.srresnet import srresnet
-from vidsr.models.weights import load_weights, read_metadata, shipped_weights_path
+from vidsr.models.weights import WEIGHT_SETS, load_weights, read_metadata, shipped_sets, shipped_weights_path
 
 _SPECS = (
     ModelSpec("espcn", "ESPCN sub-pixel CNN on luma, chroma bicubic", "y", (2, 3, 4), True, True, espcn),
@@ -59,35 +60,82 @@ class LoadedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def arch_config(name: str, variant: str = "") -> dict[str, Any]:
+    """The builder keywords of architecture ``variant`` of model ``name`` ("" is the family's default).
+
+    Weights files store this under ``arch_config`` so the network that fits them can be rebuilt.
+    """
+    spec = get_spec(name)
+    if spec.architecture == "espcn":
+        if variant and variant not in ESPCN_CONFIGS:
+            raise ModelError(f"unknown espcn variant {variant!r}; choose from {', '.join(ESPCN_CONFIGS)}")
+        return {"config": ESPCN_CONFIGS[variant or "paper"].to_dict()}
+    if variant:
+        raise ModelError(f"{name} has no architecture variants (asked for {variant!r})")
+    return {}
+
+
+def build_module(name: str, scale: int, config: dict[str, Any] | None = None) -> nn.Module:
+    """The untrained network of ``name`` at ``scale``, shaped by ``config`` (a weights file's ``arch_config``)."""
+    return get_spec(name).builder(scale=scale, **(config or {}))
+
+
+def _resolve_weights(spec: ModelSpec, scale: int, weights: str | Path | None) -> Path | None:
+    """A file path, a shipped set's name (``robust``, ``paper``), or None for the default set."""
+    name = None if weights is None else str(weights)
+    if name is None or name in WEIGHT_SETS:
+        path = shipped_weights_path(spec.name, scale, name)
+        if path is None:
+            have = ", ".join(shipped_sets(spec.name, scale)) or "none"
+            wanted = f"the {name} weights" if name else "trained weights"
+            extra = " --init SRRESNET.safetensors --vgg-weights VGG19.pth" if spec.name == "srgan" else ""
+            raise ModelError(
+                f"{wanted} for {spec.name} x{scale} do not ship (shipped sets: {have}); "
+                f"train them with `vidsr train --model {spec.name} --scale {scale}{extra} "
+                "--data ../shared/data/train --val ../shared/data/val` and pass --weights FILE"
+            )
+        return path
+    return Path(weights)
+
+
 def build_model(name: str, scale: int, *, weights: str | Path | None = None) -> LoadedModel:
-    """Build ``name`` at ``scale`` with ``weights``, or the shipped weights when None.
+    """Build ``name`` at ``scale`` with ``weights``: a file, a shipped set's name, or None for the default set.
 
     A learned model with neither refuses: random weights would write noise.
     """
     spec = get_spec(name)
     if scale not in spec.scales:
         raise ModelError(f"{name} supports scales {', '.join(map(str, spec.scales))}, not {scale}")
-    module = spec.builder(scale=scale)
     meta: dict[str, Any] = {}
-    path = Path(weights) if weights is not None else None
+    path: Path | None = None
     if spec.learned:
-        path = path or shipped_weights_path(spec.name, scale)
-        if path is None:
-            raise ModelError(
-                f"no trained weights ship for {name} x{scale} yet; "
-                f"train them with `vidsr train --model {name} --scale {scale}` and pass --weights FILE"
-            )
+        path = _resolve_weights(spec, scale, weights)
+        config = read_metadata(path).get("arch_config") if path.suffix == ".safetensors" and path.is_file() else None
+        module = build_module(name, scale, config)
         meta = load_weights(module, path, arch=spec.architecture, scale=scale)
-    elif path is not None:
+    elif weights is not None:
         raise ModelError(f"{name} is an interpolation baseline and takes no weights")
+    else:
+        module = build_module(name, scale)
     module.eval().requires_grad_(False)
     return LoadedModel(spec, scale, module, path, meta)
 
 
-def shipped_metadata(name: str, scale: int) -> dict[str, Any] | None:
-    """Metadata of the weights shipped for ``name`` x``scale``, or None when none ship."""
-    path = shipped_weights_path(get_spec(name).name, scale)
+def shipped_metadata(name: str, scale: int, weight_set: str | None = None) -> dict[str, Any] | None:
+    """Metadata of the shipped weights of ``weight_set`` (None: the default) for ``name`` x``scale``, or None."""
+    path = shipped_weights_path(get_spec(name).name, scale, weight_set)
     return read_metadata(path) if path else None
 
 
-__all__ = ["REGISTRY", "LoadedModel", "ModelSpec", "build_model", "get_spec", "shipped_metadata"]
+__all__ = [
+    "REGISTRY",
+    "WEIGHT_SETS",
+    "LoadedModel",
+    "ModelSpec",
+    "arch_config",
+    "build_model",
+    "build_module",
+    "get_spec",
+    "shipped_metadata",
+    "shipped_sets",
+]

@@ -14,12 +14,25 @@ from torch import nn
 from vidsr.errors import ModelError
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
+# Shipped weights come in named sets, one file each: ``espcn_x4.robust.safetensors``.
+# ``robust`` (trained on a mixture of realistic degradations) is the default where it
+# ships; ``paper`` (trained on the literature's one kernel) keeps figures comparable
+# with the papers.  The first set that ships for a model and scale is its default.
+WEIGHT_SETS = ("robust", "paper")
 
 
-def shipped_weights_path(model: str, scale: int) -> Path | None:
-    """The weights file shipped in the package for ``model`` at ``scale``, if any."""
-    path = SHIPPED_DIR / f"{model}_x{scale}.safetensors"
-    return path if path.is_file() else None
+def shipped_sets(model: str, scale: int) -> dict[str, Path]:
+    """The weights sets shipped for ``model`` at ``scale``, default first: ``{"robust": path, ...}``."""
+    found = {name: SHIPPED_DIR / f"{model}_x{scale}.{name}.safetensors" for name in WEIGHT_SETS}
+    return {name: path for name, path in found.items() if path.is_file()}
+
+
+def shipped_weights_path(model: str, scale: int, weight_set: str | None = None) -> Path | None:
+    """The shipped weights file of ``weight_set`` (None: the default set) for ``model`` at ``scale``, if any."""
+    sets = shipped_sets(model, scale)
+    if weight_set is None:
+        return next(iter(sets.values()), None)
+    return sets.get(weight_set)
 
 
 def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, Any], *, half: bool = False) -> None:
@@ -100,3 +113,19 @@ def load_weights(module: nn.Module, path: str | Path, *, arch: str, scale: int) 
         raise ModelError(f"weights {path} do not fit {arch} x{scale}: tensors {', '.join(problems)}")
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     return meta
+
+
+def init_from(module: nn.Module, path: str | Path) -> tuple[int, int]:
+    """Start ``module`` from the tensors of ``path`` whose names and shapes fit; the rest stay as built.
+
+    This is how a run starts from a network trained at another scale (every layer but the
+    last fits).  Returns (loaded, left); nothing fitting is an error.
+    """
+    path = Path(path)
+    state, _meta = _read_tensors(path)
+    own = module.state_dict()
+    fitting = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise ModelError(f"no tensor of {path} fits this network")
+    module.load_state_dict(fitting, strict=False)
+    return len(fitting), len(own) - len(fitting)

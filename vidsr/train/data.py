@@ -1,10 +1,11 @@
-"""Training pairs made on the fly: random HR crops, flips and 90° rotations, LR by the eval's degradation.
+"""Training pairs made on the fly: random HR crops, flips and 90° rotations, LR by a named degradation recipe.
 
-The LR side is made with exactly the evaluation protocol's downscaling
-(:func:`vidsr.evaluate.bicubic_down`: Pillow's antialiased bicubic, 8-bit), so
-the network learns to invert the degradation it is measured on.  All
-randomness comes from one numpy generator whose state is saved in checkpoints,
-so a resumed run draws the same patches as an uninterrupted one.
+``protocol``: the evaluation protocol's downscaling (:func:`vidsr.evaluate.bicubic_down`:
+Pillow's antialiased bicubic, 8-bit), batched, so the network learns to invert the
+degradation the literature measures.  Any other recipe of :mod:`vidsr.degrade`
+(``robust-v1``) degrades each patch its own random way.  All randomness comes from
+one numpy generator whose state is saved in checkpoints, so a resumed run draws
+the same patches as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from vidsr.colour import BT601_STUDIO, rgb_to_luma
+from vidsr.degrade import recipe
 from vidsr.errors import InputError
 from vidsr.evaluate import bicubic_down, list_images, load_rgb
 
@@ -33,7 +35,16 @@ class PatchSampler:
     as the evaluation does.
     """
 
-    def __init__(self, images: list[torch.Tensor], *, scale: int, patch: int, colour: str, seed: int) -> None:
+    def __init__(
+        self,
+        images: list[torch.Tensor],
+        *,
+        scale: int,
+        patch: int,
+        colour: str,
+        seed: int,
+        degradations: str = "protocol",
+    ) -> None:
         if patch % scale:
             raise InputError(f"the HR patch size ({patch}) must be a multiple of the scale ({scale})")
         small = [tuple(im.shape[-2:]) for im in images if min(im.shape[-2:]) < patch]
@@ -43,6 +54,7 @@ class PatchSampler:
         self.scale = scale
         self.patch = patch
         self.colour = colour
+        self.degrade = recipe(degradations)
         self.rng = np.random.default_rng(seed)
         self.drawn = 0  # batches drawn: the sampler's position, saved with its generator state
 
@@ -59,7 +71,10 @@ class PatchSampler:
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(LR, HR) float tensors in [0, 1]: ``(size, C, patch/scale, patch/scale)`` and ``(size, C, patch, patch)``."""
         hr = torch.stack([self._crop() for _ in range(size)]).float().div_(255.0)
-        lr = bicubic_down(hr, self.scale)
+        if self.degrade is None:
+            lr = bicubic_down(hr, self.scale)
+        else:
+            lr = torch.stack([self.degrade(patch, self.scale, self.rng) for patch in hr])
         self.drawn += 1
         if self.colour == "y":
             return rgb_to_luma(lr, BT601_STUDIO), rgb_to_luma(hr, BT601_STUDIO)

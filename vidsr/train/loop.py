@@ -27,11 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidsr.degrade import MATRIX, RECIPES, describe_recipe, row_rng
 from vidsr.errors import InputError, ModelError
-from vidsr.evaluate import evaluate_images, list_images, load_rgb, module_upscaler, protocol_lr
+from vidsr.evaluate import evaluate_images, evaluate_matrix, list_images, load_rgb, module_upscaler
 from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
-from vidsr.models import get_spec
-from vidsr.models.weights import load_weights, save_weights
+from vidsr.models import arch_config, build_module, get_spec
+from vidsr.models.weights import init_from, load_weights, read_metadata, save_weights
 from vidsr.train.data import PatchSampler, load_folder
 from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss, pixel_loss
 
@@ -63,6 +64,8 @@ class TrainConfig:
     adv_weight: float = 1e-3
     stop_at: int = 0  # >0: checkpoint and stop after this step, as an interruption would (resumable)
     progress: bool = True
+    arch: str = ""  # architecture variant (espcn: "paper" or "robust"); "" is the family's default
+    degradations: str = "protocol"  # the LR recipe of vidsr.degrade: "protocol" or "robust-v1"
 
     @property
     def hr_patch(self) -> int:
@@ -82,6 +85,9 @@ class TrainConfig:
             raise InputError(f"--patch {self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.model == "srgan" and self.init is None:
             raise ModelError("srgan fine-tunes a trained srresnet: pass its weights with --init")
+        if self.degradations not in RECIPES:
+            raise InputError(f"unknown degradation recipe {self.degradations!r}; choose from {', '.join(RECIPES)}")
+        arch_config(self.model, self.arch)  # refuses an unknown variant
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,12 @@ def _paths(config: TrainConfig) -> tuple[Path, Path, Path, Path]:
 
 
 def _val_pairs(config: TrainConfig, crop: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Validation (LR RGB, HR Y 0..255) pairs, made once; centre crops of side ``crop`` when ``crop`` > 0."""
+    """Validation (LR RGB, HR Y 0..255) pairs, made once; centre crops of side ``crop`` when ``crop`` > 0.
+
+    A model trained on the protocol is validated on it; one trained on a mixture of degradations on
+    every row of the degradation matrix, so the best checkpoint is the best on average over them.
+    """
+    rows = [MATRIX["bicubic-aa"]] if config.degradations == "protocol" else list(MATRIX.values())
     pairs = []
     for path in list_images(config.val):
         hr = load_rgb(path)
@@ -117,7 +128,7 @@ def _val_pairs(config: TrainConfig, crop: int) -> list[tuple[torch.Tensor, torch
             top, left = (h - ch) // 2, (w - cw) // 2
             hr = hr[:, top : top + ch, left : left + cw]
         hr = mod_crop(hr, config.scale)
-        pairs.append((protocol_lr(hr, config.scale), luma_255(hr)))
+        pairs += [(row.make(hr, config.scale, row_rng(row.name, path.name)), luma_255(hr)) for row in rows]
     return pairs
 
 
@@ -159,44 +170,64 @@ def _short_path(path: str) -> str:
     return "/".join(Path(path).resolve().parts[-3:])
 
 
-def export_metadata(config: TrainConfig, seconds: float, final: Any, steps_done: int) -> dict[str, Any]:
+def _history(config: TrainConfig) -> list[dict[str, Any]]:
+    """The runs the weights came from, oldest first: those of the ``--init`` weights, if they say, then this one."""
+    if config.init and Path(config.init).suffix == ".safetensors":
+        return list(read_metadata(config.init).get("history", []))
+    return []
+
+
+def export_metadata(
+    config: TrainConfig, seconds: float, final: Any, steps_done: int, matrix: Any = None
+) -> dict[str, Any]:
     spec = get_spec(config.model)
-    return {
+    recipe = {
+        "steps": steps_done,
+        "patch": config.hr_patch,
+        "batch": config.batch,
+        "lr": config.lr,
+        "loss": "vgg54+adversarial" if config.model == "srgan" else config.loss,
+        "seed": config.seed,
+        "data": _short_path(config.data),
+        "device": config.device,
+        "seconds": round(seconds, 1),
+        "degradations": config.degradations,
+        "init": Path(config.init).name if config.init else None,
+    }
+    meta = {
         "architecture": spec.architecture,
+        "arch_config": arch_config(config.model, config.arch),
         "model": config.model,
         "scale": config.scale,
-        "recipe": {
-            "steps": steps_done,
-            "patch": config.hr_patch,
-            "batch": config.batch,
-            "lr": config.lr,
-            "loss": "vgg54+adversarial" if config.model == "srgan" else config.loss,
-            "seed": config.seed,
-            "data": _short_path(config.data),
-            "device": config.device,
-            "seconds": round(seconds, 1),
-        },
+        "recipe": recipe,
+        "degradations": describe_recipe(config.degradations),
+        "history": [*_history(config), recipe],
         "val_psnr": round(final.psnr, 4),
         "val_ssim": round(final.ssim, 5),
         "bicubic_psnr": round(final.bicubic_psnr, 4),
         "bicubic_ssim": round(final.bicubic_ssim, 5),
         "val_set": _short_path(config.val),
     }
+    if matrix is not None:
+        meta["matrix"] = matrix.summary()
+    return meta
 
 
 def export_weights(
     config: TrainConfig, state: dict[str, torch.Tensor], dest: Path, seconds: float, steps: int
 ) -> dict[str, Any]:
-    """Write ``state`` as fp16 safetensors with metadata measured, from the fp16 weights, on the full val set."""
+    """Write ``state`` as fp16 safetensors with metadata measured, from the fp16 weights, on the full val set:
+    the protocol's PSNR/SSIM and every row of the degradation matrix."""
     spec = get_spec(config.model)
-    module = spec.builder(scale=config.scale)
+    module = build_module(config.model, config.scale, arch_config(config.model, config.arch))
     # Measure what ships: round-trip through fp16 first.
     module.load_state_dict({k: v.half().to(v.dtype) if v.is_floating_point() else v for k, v in state.items()})
     module.to(config.device).eval()
     images = [(p.name, load_rgb(p)) for p in list_images(config.val)]
     upscale = module_upscaler(module, spec.colour, config.device)
     final = evaluate_images(images, config.scale, upscale, model=config.model)
-    meta = export_metadata(config, seconds, final, steps)
+    matrix = evaluate_matrix(images, config.scale, upscale, list(MATRIX.values()), model=config.model)
+    meta = export_metadata(config, seconds, final, steps, matrix)
     save_weights(module, dest, meta, half=True)
     return meta
 
@@ -214,12 +245,20 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
 
     _seed_everything(config.seed)
-    model = spec.builder(scale=config.scale)
-    if config.init:
+    model = build_module(config.model, config.scale, arch_config(config.model, config.arch))
+    if config.init and config.model == "srgan":
         load_weights(model, config.init, arch=spec.architecture, scale=config.scale)
+    elif config.init:
+        # Any trained network of the same shape, e.g. the x2 body for an x4 run: what fits is loaded.
+        init_from(model, config.init)
     model.to(device).train()
     sampler = PatchSampler(
-        load_folder(config.data), scale=config.scale, patch=config.hr_patch, colour=spec.colour, seed=config.seed
+        load_folder(config.data),
+        scale=config.scale,
+        patch=config.hr_patch,
+        colour=spec.colour,
+        seed=config.seed,
+        degradations=config.degradations,
     )
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     use_amp = device.type == "cuda"
@@ -271,6 +310,13 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         tmp.replace(ckpt_path)  # an interrupted save never leaves a half checkpoint
 
     val_pairs = _val_pairs(config, config.val_crop)
+    # What `--weights run.best.safetensors` needs to rebuild this network.
+    arch_meta = {
+        "architecture": spec.architecture,
+        "arch_config": arch_config(config.model, config.arch),
+        "model": config.model,
+        "scale": config.scale,
+    }
     last = config.stop_at if 0 < config.stop_at < config.steps else config.steps
     bar = tqdm(total=config.steps, initial=step, disable=not config.progress, desc=f"{config.model} x{config.scale}")
     running: list[float] = []
@@ -311,7 +357,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
                 if val_psnr > best["psnr"]:
                     best = {"psnr": val_psnr, "ssim": val_ssim, "step": step}
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                    save_weights(model, best_path, {"model": config.model, "scale": config.scale, "step": step})
+                    save_weights(model, best_path, {**arch_meta, "step": step})
                 record = {
                     "step": step,
                     "loss": float(np.mean(running)),
