@@ -18,10 +18,22 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(BIN)/python -m vidsr.demo out
+	@echo "Next: $(BIN)/vidsr --help   (or: . $(BIN)/activate, then vidsr upscale CLIP)"
 
 test: setup
 	$(BIN)/ruff check vidsr tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The signal tests, STRESS_RUNS times, with a CPU hog on every core (as on a busy CI machine);
+# the hogs are killed however the loop ends.
+STRESS_RUNS ?= 20
+stress: setup
+	@hogs=""; for i in $$(seq $$(nproc)); do python3 -c 'while True: pass' & hogs="$$hogs $$!"; done; \
+	trap 'kill $$hogs 2>/dev/null' EXIT INT TERM; \
+	for run in $$(seq $(STRESS_RUNS)); do \
+		echo "stress run $$run/$(STRESS_RUNS)"; \
+		nice -n 10 $(BIN)/python -m pytest -q -p no:cacheprovider -m signals tests/ || exit 1; \
+	done
 
 lint: setup
 	$(BIN)/ruff check vidsr tests benchmarks

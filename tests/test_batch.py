@@ -292,9 +292,14 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
 
 
 # -- a worker that dies -----------------------------------------------------------------------
-def test_a_file_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch) -> None:
-    """b.mp4 kills the worker process running it, every time (as a crash in a decoder would): the
-    tasks in flight with it are run again, each alone, so b.mp4 alone fails and a and c finish."""
+@pytest.mark.parametrize(
+    ("signum", "why"),
+    [(signal.SIGKILL, "killed, maybe out of memory"), (signal.SIGSEGV, "crashed, maybe in a decoder")],
+)
+def test_a_file_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch, signum, why) -> None:
+    """b.mp4 kills the worker process running it, every time, mid-file (as the OOM killer or a crash
+    in a decoder would): b.mp4 is tried once more, alone, then fails naming the signal; a and c,
+    in flight beside it on the other worker, finish."""
     from vidsr.batch import runner
 
     folder = tmp_path / "in"
@@ -309,7 +314,7 @@ def test_a_file_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch) -
         name, kind, key, _ = event
         if kind == "start" and key == "b.mp4" and left["n"] > 0:
             left["n"] -= 1
-            os.kill(int(name.removeprefix("w")), signal.SIGKILL)
+            os.kill(int(name.removeprefix("w")), signum)
         original(self, event)
 
     monkeypatch.setattr(runner._Batch, "_on_event", on_event)
@@ -319,7 +324,7 @@ def test_a_file_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch) -
     assert states["a.mp4"] == states["c.mp4"] == ("done", None)
     assert states["b.mp4"] == (
         "failed",
-        "worker process died (killed, or crashed in a decoder), twice while upscaling it",
+        f"worker process died of {signal.Signals(signum).name} ({why}), twice while upscaling it",
     )
     assert records(out)["b.mp4"]["state"] == "failed" and left["n"] == 97
     for name in ("a.mp4", "c.mp4"):

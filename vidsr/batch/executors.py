@@ -4,7 +4,10 @@ are identical; they differ only in how tasks reach a worker and how a stop reque
 * :class:`InlineExecutor`: one worker, the coordinator process itself (no process start-up cost,
   and ``--jobs 1`` on a machine without GPUs, or with one, needs nothing more).
 * :class:`ProcessExecutor`: ``jobs`` worker processes (``spawn``: no forked CUDA or FFmpeg state),
-  each building its Upscaler once, each pinned to one GPU when there are GPUs.
+  each building its Upscaler once, each pinned to one GPU when there are GPUs.  Not a
+  ``ProcessPoolExecutor``: its workers share one result queue and its lock, so a worker that dies
+  while sending (SIGSEGV, SIGKILL) leaves the others waiting on that lock forever, and its shutdown
+  joins them without a bound.  Here each worker has its own pipe and every wait is bounded.
 * :class:`RayExecutor`: one Ray task per file or piece, one GPU each when the cluster has GPUs.
 """
 
@@ -15,15 +18,20 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import queue
 import signal
+import time
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import connection as mp_connection
 from typing import Any, Protocol
 
 from vidsr.batch import worker
+from vidsr.batch.signals import STOP_SIGNALS
 from vidsr.batch.worker import Event, Task, TaskResult, WorkerSpec
 from vidsr.errors import VidsrError
+
+_EXIT_WAIT = 10.0  # seconds workers get to exit (or to stop their task) before the next, harder, signal
+_KILL_WAIT = 5.0  # seconds to reap SIGKILLed workers
 
 
 class Executor(Protocol):
@@ -31,6 +39,10 @@ class Executor(Protocol):
     description: str
 
     def submit(self, task: Task) -> cf.Future[TaskResult]: ...
+
+    def poll(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a task to finish (its future is then done)."""
+        ...
 
     def events(self) -> list[Event]:
         """Progress events since the last call."""
@@ -80,6 +92,7 @@ class InlineExecutor:
         worker.STATE.device = device
         worker.STATE.name = "w0"
         worker.STATE.send = on_event
+        worker.STATE.stopping = False
         self._threads = None
         if spec.threads:
             import torch
@@ -96,11 +109,15 @@ class InlineExecutor:
         future.set_result(worker.run_task(task, self.spec))
         return future
 
+    def poll(self, timeout: float) -> None:
+        pass  # tasks are done when submit returns
+
     def events(self) -> list[Event]:
         return []  # delivered straight to on_event
 
     def interrupt(self) -> None:
-        # Runs in the signal handler, in the thread running the task: raising here stops the task.
+        # Runs in the signal handler, in the thread running the task: raising here stops the task
+        # (and a task about to start comes back interrupted).
         worker._interrupt_task(signal.SIGINT, None)
 
     def kill(self) -> None:
@@ -115,75 +132,147 @@ class InlineExecutor:
             torch.set_num_threads(self._threads)
 
 
+class WorkerDied(Exception):
+    """The process running a task exited without a result (a crash in a decoder, the OOM killer)."""
+
+
+def death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        why = {signal.SIGKILL: "killed, maybe out of memory", signal.SIGSEGV: "crashed, maybe in a decoder"}
+        return f"worker process died of {name} ({why.get(signal.Signals(-exitcode), 'a signal')})"
+    return f"worker process exited with status {exitcode}"
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    device: str | None
+    task: Task | None = None
+    future: cf.Future[TaskResult] | None = None
+
+
 class ProcessExecutor:
-    """A pool of spawned worker processes; rebuilt if a worker dies (a crash in FFmpeg, the OOM killer)."""
+    """``len(devices)`` spawned worker processes, each with its own pipe (a worker that dies holds no
+    lock another needs), each replaced when it dies.  Every wait is bounded."""
 
     def __init__(self, spec: WorkerSpec, devices: list[str | None]) -> None:
         self.spec = spec
-        self.devices = devices
         self.capacity = len(devices)
         gpus = sorted({d for d in devices if d})
         self.description = f"{self.capacity} worker processes" + (f" on {', '.join(gpus)}" if gpus else " on the CPU")
         self._ctx = multiprocessing.get_context("spawn")
-        self._events = self._ctx.Queue()
-        self._pool: cf.ProcessPoolExecutor | None = None
-        self._start()
+        self._events: list[Event] = []
+        self._stopping = False
+        self._workers = [self._spawn(d) for d in devices]
 
-    def _start(self) -> None:
-        device_queue = self._ctx.Queue()
-        for d in self.devices:
-            device_queue.put(d)
-        self._pool = cf.ProcessPoolExecutor(
-            max_workers=self.capacity,
-            mp_context=self._ctx,
-            initializer=worker.init_process_worker,
-            initargs=(self.spec, device_queue, self._events),
+    def _spawn(self, device: str | None) -> _Worker:
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=worker.process_main, args=(self.spec, device, theirs), name="vidsr-worker", daemon=True
         )
-
-    def restart(self) -> None:
-        """After a worker died the pool is broken for good; start a fresh one for what remains."""
-        self.kill()
-        self._start()
+        # The child inherits this mask: a stop signal that reaches it while it starts up waits until
+        # its handlers are in place (instead of a KeyboardInterrupt traceback from an import).
+        # Here the signal stays pending, not lost.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        theirs.close()  # only the child holds its end: its death is an EOF here
+        return _Worker(process, ours, device)
 
     def submit(self, task: Task) -> cf.Future[TaskResult]:
-        assert self._pool is not None
+        w = next(w for w in self._workers if w.future is None)  # the runner keeps within capacity
+        w.task, w.future = task, cf.Future()
+        with contextlib.suppress(OSError):
+            w.conn.send(task)  # a dead worker is found by poll(), which fails its task
+        return w.future
+
+    def poll(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for messages or a worker's death, and act on them."""
+        live = [w for w in self._workers if w.process.exitcode is None and not w.conn.closed]
+        if live:
+            with contextlib.suppress(OSError):
+                mp_connection.wait([w.conn for w in live] + [w.process.sentinel for w in live], timeout)
+        for i, w in enumerate(self._workers):
+            self._drain(w)
+            if w.future is None and w.conn.closed:
+                continue  # dead and settled before
+            if w.process.exitcode is not None or w.conn.closed:
+                w.process.join(_KILL_WAIT)  # its pipe closed as it exited: get the exit status
+                self._settle(w, WorkerDied(death_reason(w.process.exitcode)))
+                w.conn.close()
+                if not self._stopping:
+                    self._workers[i] = self._spawn(w.device)
+
+    def _drain(self, w: _Worker) -> None:
         try:
-            return self._pool.submit(worker.run_task, task)
-        except BrokenProcessPool as exc:
-            # A worker died since the last look: answer like the tasks in flight will, so the runner
-            # handles them all alike (and restarts the pool).
-            future: cf.Future[TaskResult] = cf.Future()
-            future.set_exception(exc)
-            return future
+            while not w.conn.closed and w.conn.poll():
+                kind, payload = w.conn.recv()
+                if kind == "event":
+                    self._events.append(payload)
+                elif w.future is not None:
+                    w.future.set_result(payload)
+                    w.task = w.future = None
+        except (EOFError, OSError):
+            w.conn.close()  # died mid-message; poll() sees the exit
+
+    def _settle(self, w: _Worker, exc: BaseException) -> None:
+        if w.future is not None and not w.future.done():
+            w.future.set_exception(exc)
+        w.task = w.future = None
 
     def events(self) -> list[Event]:
-        out = []
-        with contextlib.suppress(queue.Empty, OSError, EOFError):
-            while True:
-                out.append(self._events.get_nowait())
+        out, self._events = self._events, []
         return out
 
-    def _pids(self) -> list[int]:
-        processes = getattr(self._pool, "_processes", None) or {}
-        return [p.pid for p in list(processes.values()) if p.pid]
-
     def interrupt(self) -> None:
-        # Idle workers ignore it; busy ones stop their task and remove its partial output.
-        for pid in self._pids():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGINT)
+        # Runs in a signal handler.  Idle workers ignore it; busy ones stop their task and remove its
+        # partial output.  No worker is replaced from now on.
+        self._stopping = True
+        for w in self._workers:
+            if w.future is not None and w.process.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(w.process.pid, signal.SIGINT)
 
     def kill(self) -> None:
-        for pid in self._pids():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        """SIGKILL every worker; what they were doing fails as interrupted."""
+        self._stopping = True
+        for w in self._workers:
+            with contextlib.suppress(OSError, ValueError):
+                w.process.kill()
+        self._reap(_KILL_WAIT)
+        for w in self._workers:
+            self._settle(w, cf.CancelledError())
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Let idle workers exit (a None, then EOF); SIGTERM, then SIGKILL, what is left after a bound."""
+        self._stopping = True
+        for w in self._workers:
+            with contextlib.suppress(OSError):
+                if w.future is None:
+                    w.conn.send(None)
+        if not self._reap(_EXIT_WAIT):
+            for w in self._workers:
+                with contextlib.suppress(OSError, ValueError):
+                    w.process.terminate()  # busy ones stop their task; idle or stuck ones exit
+            if not self._reap(_EXIT_WAIT):
+                for w in self._workers:
+                    with contextlib.suppress(OSError, ValueError):
+                        w.process.kill()
+                self._reap(_KILL_WAIT)
+        for w in self._workers:
+            self._settle(w, cf.CancelledError())
+            w.conn.close()
+
+    def _reap(self, seconds: float) -> bool:
+        """Join the workers for up to ``seconds`` in all; True when every one has exited."""
+        deadline = time.monotonic() + seconds
+        for w in self._workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+        return all(w.process.exitcode is not None for w in self._workers)
 
 
 def import_ray() -> Any:
@@ -239,6 +328,9 @@ class RayExecutor:
         self._refs[future] = ref
         future.add_done_callback(lambda f: self._refs.pop(f, None))
         return future
+
+    def poll(self, timeout: float) -> None:
+        cf.wait(list(self._refs), timeout=timeout, return_when=cf.FIRST_COMPLETED)
 
     def events(self) -> list[Event]:
         return []  # progress is counted when a task returns

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vidsr.errors import OutputError, VidsrError
-from vidsr.media.sink import output_error
+from vidsr.media.sink import output_error, pid_alive
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 STATES = (PENDING, RUNNING, DONE, FAILED)
@@ -56,14 +56,8 @@ def is_dead(record: dict[str, Any]) -> bool | None:
     if record.get("host") != HOST:
         return None
     pid = record.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or pid <= 0 or not pid_alive(pid):
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # exists, belongs to someone else
     started = record.get("pid_start")
     now = process_start(pid)
     return bool(started is not None and now is not None and started != now)

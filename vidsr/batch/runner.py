@@ -16,7 +16,6 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,15 @@ import av
 
 from vidsr.batch import segments as seg
 from vidsr.batch.discover import MANIFEST, WORK_DIR, Job, discover, effective_codec
-from vidsr.batch.executors import Executor, InlineExecutor, ProcessExecutor, RayExecutor, import_ray, plan_workers
+from vidsr.batch.executors import (
+    Executor,
+    InlineExecutor,
+    ProcessExecutor,
+    RayExecutor,
+    WorkerDied,
+    import_ray,
+    plan_workers,
+)
 from vidsr.batch.manifest import BATCH_KEY, DONE, FAILED, PENDING, RUNNING, Manifest, is_dead, lock, owner
 from vidsr.batch.options import BatchOptions
 from vidsr.batch.report import SKIPPED, BatchReport, FileOutcome
@@ -37,6 +44,7 @@ from vidsr.progress import progress_bar
 
 log = logging.getLogger(__name__)
 _POLL = 0.2  # seconds between progress refreshes while waiting for tasks
+STOP_GRACE = 60.0  # seconds tasks get to stop cleanly after a stop request before their workers are killed
 _PARTIAL = re.compile(r"\.vidsr-(\d+)\.partial")
 
 
@@ -257,13 +265,13 @@ class _Batch:
         self.executor_name = executor.description
         self.streams_progress = not isinstance(executor, RayExecutor)
         waiting = deque(todo)
-        restart = False
         try:
             with (
                 stop_on_signals(executor.interrupt) as stop,
                 progress_bar(total=estimate, desc=self._desc(), enabled=self.options.progress) as bar,
             ):
                 self.bar = bar
+                stop_deadline: float | None = None
                 while True:
                     while not stop.requested and len(self.inflight) < executor.capacity:
                         task = self._next_task(waiting)
@@ -272,21 +280,23 @@ class _Batch:
                         self.inflight[executor.submit(task)] = (task.key.split("#")[0], task)
                     if not self.inflight:
                         break
-                    done, _ = cf.wait(list(self.inflight), timeout=_POLL, return_when=cf.FIRST_COMPLETED)
+                    executor.poll(_POLL)
                     for event in executor.events():
                         self._on_event(event)
-                    for future in done:
+                    if stop.requested and stop_deadline is None:
+                        stop_deadline = time.monotonic() + STOP_GRACE
+                    if stop_deadline is not None and time.monotonic() > stop_deadline:
+                        # Tasks told to stop that have not come back: do not wait on them any longer.
+                        self.notes.append(f"workers did not stop within {STOP_GRACE:.0f} s of {stop.name}: killed")
+                        executor.kill()
+                    for future in [f for f in self.inflight if f.done()]:
                         file_key, task = self.inflight.pop(future)
-                        result, broken = _result(future, task, stop.requested)
-                        restart |= broken
-                        if broken and not stop.requested:
+                        result, died = _result(future, task, stop.requested)
+                        if died and not stop.requested:
                             self._crashed(file_key, task, result)
                         else:
                             self.suspects.discard(task.key)
                             self._finished(file_key, task, result, stop.requested)
-                    if restart and not stop.requested and hasattr(executor, "restart"):
-                        executor.restart()
-                        restart = False
                 if stop.requested:
                     self.interrupted = stop.name
                     self._park(waiting)
@@ -511,10 +521,10 @@ class _Batch:
             self._join(active)
 
     def _crashed(self, file_key: str, task: Task, result: TaskResult) -> None:
-        """A worker process died (FFmpeg crashed, the OOM killer): every task in flight fails with it,
-        though only one may be to blame.  Each becomes a suspect and goes back in the queue; suspects
-        then run alone (see :meth:`_next_task`), so a second crash names the culprit, which fails,
-        and the innocent finish: a file that kills its worker cannot stop the batch."""
+        """A worker process died on this task (FFmpeg crashed, the OOM killer).  Once may be bad luck
+        (memory taken by the tasks beside it): the task becomes a suspect, goes back in the queue and
+        runs again alone (see :meth:`_next_task`).  A second death fails its file with the reason;
+        the others go on: a file that kills its worker cannot stop the batch."""
         if task.key in self.suspects:
             self.suspects.discard(task.key)
             error = f"{result.error}, twice while upscaling it"
@@ -618,11 +628,12 @@ class _Batch:
 
 
 def _result(future: cf.Future[TaskResult], task: Task, stopping: bool) -> tuple[TaskResult, bool]:
-    """The task's result; a worker that died, or a cancelled Ray task, becomes a failed result."""
+    """The task's result, and whether its worker died; a dead worker or a cancelled task becomes a
+    failed result."""
     try:
         return future.result(), False
-    except BrokenProcessPool:
-        return TaskResult(task.key, False, error="worker process died (killed, or crashed in a decoder)"), True
+    except WorkerDied as exc:
+        return TaskResult(task.key, False, error=str(exc)), True
     except (cf.CancelledError, KeyboardInterrupt):
         return TaskResult(task.key, False, error="interrupted", interrupted=True), False
     except Exception as exc:

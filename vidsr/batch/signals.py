@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = set(HANDLED)
 
 
 class Abort(KeyboardInterrupt):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsr.batch.options import RuntimeSettings, UpscaleSettings
-from vidsr.batch.signals import Abort
+from vidsr.batch.signals import STOP_SIGNALS, Abort
 from vidsr.errors import VidsrError
 from vidsr.media.sink import output_error
 
@@ -78,6 +78,7 @@ class _WorkerState:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.busy = False
         self.interrupted = False
+        self.stopping = False  # a stop arrived while idle: the next task comes back interrupted at once
 
 
 STATE = _WorkerState()
@@ -110,6 +111,7 @@ def process_main(spec: WorkerSpec, device: str | None, conn: Any) -> None:
     # how the coordinator (and multiprocessing at exit) tells a worker to go.
     signal.signal(signal.SIGINT, _interrupt_task)
     signal.signal(signal.SIGTERM, _terminate)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the coordinator across the spawn
     # Warnings travel back in each TaskResult (to the summary and the manifest); printed here as well
     # they would interleave raw lines from every worker with the progress bar.
     logging.getLogger("vidsr").setLevel(logging.ERROR)
@@ -145,6 +147,7 @@ def _die_with_parent() -> None:
 
 
 def _interrupt_task(signum: int, frame: object) -> None:
+    STATE.stopping = True
     if STATE.busy and not STATE.interrupted:
         STATE.interrupted = True
         raise KeyboardInterrupt
@@ -152,8 +155,7 @@ def _interrupt_task(signum: int, frame: object) -> None:
 
 def _terminate(signum: int, frame: object) -> None:
     if STATE.busy and not STATE.interrupted:
-        STATE.interrupted = True
-        raise KeyboardInterrupt
+        _interrupt_task(signum, frame)
     os._exit(128 + signum)
 
 
@@ -187,9 +189,15 @@ def run_task(task: Task, spec: WorkerSpec | None = None) -> TaskResult:
         raise RuntimeError("worker not initialised")
     started = time.perf_counter()
     STATE.send((STATE.name, "start", task.key, 0))
-    STATE.busy, STATE.interrupted = True, False
     try:
+        STATE.busy, STATE.interrupted = True, False
+        if STATE.stopping:  # the stop came between the task's hand-over and now
+            return TaskResult(task.key, False, error="interrupted", interrupted=True, worker=STATE.name)
         return _run(task, spec, started)
+    except Abort:
+        raise
+    except KeyboardInterrupt:  # landed before _run's own handling
+        return TaskResult(task.key, False, error="interrupted", interrupted=True, worker=STATE.name)
     finally:
         STATE.busy = False
         STATE.send((STATE.name, "end", task.key, 0))

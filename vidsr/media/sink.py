@@ -82,7 +82,7 @@ def stale_partials(final: Path) -> tuple[list[Path], list[Path]]:
         m = PARTIAL.search(path.name)
         if m is None or int(m.group(1)) == os.getpid():
             continue
-        (alive if _pid_alive(int(m.group(1))) else dead).append(path)
+        (alive if pid_alive(int(m.group(1))) else dead).append(path)
     return dead, alive
 
 
@@ -90,14 +90,18 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?[])", r"[\1]", text)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # exists, another user's
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return True  # no /proc: it exists
 
 
 def remove_stale_partials(final: Path) -> list[str]:
