@@ -183,20 +183,16 @@ def measure_cpu_tables(args: argparse.Namespace) -> dict:
     small = bc.frame_rgb(args.src, (480, 270))
     shapes = ((2, big), (4, small))
     tables: dict = {"load_before": _load()}
-    tables["model_only"] = [
-        row
-        for scale, rgb in shapes
-        for label, build in (("paper", paper(scale)), ("robust (random weights)", robust(scale)))
-        for row in bc.model_only_rows(build, label, *rgb.shape[:2])
-    ]
+
+    def both_networks(table) -> list[dict]:
+        """``table(build, label, height, width)`` for the paper and the robust ESPCN at x2 and x4."""
+        nets = (("paper", paper), ("robust (random weights)", robust))
+        return [row for scale, rgb in shapes for label, net in nets for row in table(net(scale), label, *rgb.shape[:2])]
+
+    tables["model_only"] = both_networks(bc.model_only_rows)
     print("  model only done", flush=True)
     tables["per_frame"] = [row for scale, rgb in shapes for row in bc.per_frame_rows(paper(scale), "paper", rgb)]
-    tables["prepost"] = [
-        row
-        for scale, rgb in shapes
-        for label, build in (("paper", paper(scale)), ("robust (random weights)", robust(scale)))
-        for row in bc.prepost_rows(build, label, *rgb.shape[:2])
-    ]
+    tables["prepost"] = both_networks(bc.prepost_rows)
     print("  per frame and pre/post done", flush=True)
     cut = make_bench_input(args.src, args.work / f"vtest_{args.cli_frames}f{args.src.suffix}", args.cli_frames, None)
     tables["threads"] = bc.thread_rows(paper(2), "paper", cut, args.work / "out", (1, 2), (None, 1))
@@ -233,6 +229,10 @@ def _table(head: list[str], body: list[list]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"] + [
         "| " + " | ".join(cell(v) for v in r) + " |" for r in body
     ]
+
+
+def _pick(rows: list[dict], *keys: str) -> list[list]:
+    return [[r[k] for k in keys] for r in rows]
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -279,19 +279,9 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
     ]
     lines += _table(
         ["network", "x", "input", "engine", "ms / frame", "model ms", "OpenCV time / this", "note"],
-        [
-            [
-                r["network"],
-                r["scale"],
-                r["input"],
-                r["engine"],
-                r["frame_ms"],
-                r["model_ms"],
-                r["opencv_over_this"],
-                r["note"],
-            ]
-            for r in t["per_frame"]
-        ],
+        _pick(
+            t["per_frame"], "network", "scale", "input", "engine", "frame_ms", "model_ms", "opencv_over_this", "note"
+        ),
     )
     lines += [
         "",
@@ -304,18 +294,7 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
     ]
     lines += _table(
         ["network", "x", "input", "model ms", "frame ms", "pre/post ms", "pre/post / model"],
-        [
-            [
-                r["network"],
-                r["scale"],
-                r["input"],
-                r["model_ms"],
-                r["frame_ms"],
-                r["prepost_ms"],
-                r["prepost_over_model"],
-            ]
-            for r in t["prepost"]
-        ],
+        _pick(t["prepost"], "network", "scale", "input", "model_ms", "frame_ms", "prepost_ms", "prepost_over_model"),
     )
     lines += [
         "",
@@ -327,7 +306,7 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
     ]
     lines += _table(
         ["model threads", "encoder threads", "frames", "fps"],
-        [[r["model_threads"], r["encoder_threads"], r["frames"], r["fps"]] for r in t["threads"]],
+        _pick(t["threads"], "model_threads", "encoder_threads", "frames", "fps"),
     )
     cli = t["cli"]
     lines += [
@@ -387,6 +366,8 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
         "  (libx264 veryfast crf 18, yuv420p, for every row).",
         "* `bicubic`: the bicubic baseline through the same pipeline, on the device.",
         "* `naive`: decode one frame, RGB, FP32 eager PyTorch at batch 1, encode; no threads, no overlap.",
+        "* `opencv`: the same loop with OpenCV's dnn_superres ESPCN (`../shared/peers`, TF-ESPCN: the paper's",
+        "  layer sizes) in place of vidsr; `/ opencv` is a pipeline row's fps over it.",
         "* `pipeline`: vidsr, per backend available. `model-only fps` is the backend alone on a batch",
         "  already on the device (no decode, no encode, no colour conversion).",
         "* `/ io_ceiling` and `/ naive`: end-to-end fps of the row divided by those rows' fps",
@@ -406,8 +387,9 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
         lines += [
             "## Reading the CPU table",
             "",
-            "* On a CPU the model is the bottleneck: pipeline fps tracks model-only fps and stays far below",
-            "  io_ceiling, so `/ io_ceiling` is small for every learned model.",
+            "* On a CPU the model is the bottleneck: pipeline fps tracks model-only fps and stays below",
+            "  io_ceiling. `onnxruntime` (the CPU default) and `torch-cpu` (eager PyTorch, the reference) run",
+            "  the same weights; their ratio is the backend's gain.",
             "* `/ naive` is modest and, on 2 shared cores, sometimes below 1: the pipeline's decode and encode",
             "  threads compete with PyTorch's own intra-op threads for the same two cores, so overlapping",
             "  buys little and can cost more than it saves. Batching and Y-only processing still help at x4,",

@@ -36,7 +36,7 @@ from vidsr.video import upscale_video
 PEERS_ENV = "VIDSR_PEERS"
 
 
-def median_ms(fn: Callable[[], Any], repeats: int = 5) -> float:
+def median_ms(fn: Callable[[], Any], repeats: int = 3) -> float:
     """Median wall time of ``fn`` in milliseconds, after one warm-up call."""
     fn()
     times = []
@@ -106,7 +106,7 @@ def frame_rgb(src: Path, size: tuple[int, int] | None = None, index: int = 0) ->
 
 # -- model only --------------------------------------------------------------------------------
 def model_only_rows(
-    loaded_for: Callable[[], LoadedModel], label: str, height: int, width: int, repeats: int = 5
+    loaded_for: Callable[[], LoadedModel], label: str, height: int, width: int, repeats: int = 3
 ) -> list[dict[str, Any]]:
     """One luma frame through each CPU engine: ms, GFLOP/s, and the max difference to eager PyTorch."""
     loaded = loaded_for()
@@ -136,7 +136,7 @@ def model_only_rows(
 
 # -- per frame: RGB in, RGB out --------------------------------------------------------------------
 def per_frame_rows(
-    loaded_for: Callable[[], LoadedModel], label: str, rgb: np.ndarray, repeats: int = 5
+    loaded_for: Callable[[], LoadedModel], label: str, rgb: np.ndarray, repeats: int = 3
 ) -> list[dict[str, Any]]:
     """``Upscaler.upscale_image`` per backend beside OpenCV's ``upsample``, same RGB frame."""
     loaded = loaded_for()
@@ -192,7 +192,7 @@ def per_frame_rows(
 
 
 def prepost_rows(
-    loaded_for: Callable[[], LoadedModel], label: str, height: int, width: int, repeats: int = 5
+    loaded_for: Callable[[], LoadedModel], label: str, height: int, width: int, repeats: int = 3
 ) -> list[dict[str, Any]]:
     """Video frames (yuv420p planes in and out) on onnxruntime: time beside the model's own.
 
@@ -279,14 +279,15 @@ def cli_rows(commands: list[tuple[str, list[str], Path | None]], out_dir: Path) 
     rows = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for label, args, root in commands:
-        out = out_dir / f"cli{len(rows)}{Path(args[0]).suffix}"
+        out = (out_dir / f"cli{len(rows)}{Path(args[0]).suffix}").resolve()
         code = "import vidsr, sys; from vidsr.cli import main; print(vidsr.__file__, file=sys.stderr); main()"
         cmd = [sys.executable, "-c", code, "upscale", *args, "-o", str(out), "--overwrite", "--json", "-q"]
         env = dict(os.environ)
         if root is not None:
             env["PYTHONPATH"] = str(root)
         started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        # cwd too: ``python -c`` puts the working directory first on sys.path.
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd=root)
         wall = time.perf_counter() - started
         out.unlink(missing_ok=True)
         if done.returncode:
