@@ -234,6 +234,8 @@ def hwdec_check() -> tuple[str, str]:
     if hw is None:
         return "SKIP", "no CUDA hwaccel in this FFmpeg/PyAV build: --hwdec cuda decodes in software"
     path = DATA / "video" / "box.mp4"  # H.264, which NVDEC decodes
+    if not path.is_file():
+        return "SKIP", f"{path} not found (set VIDSR_DATA)"
     with av.open(str(path)) as soft, av.open(str(path), hwaccel=hw) as hard:
         a = next(soft.decode(video=0))
         b = next(hard.decode(video=0))

@@ -229,6 +229,22 @@ def test_torch_cuda_matches_eager_fp32(name):
 
 
 @pytest.mark.cuda
+@pytest.mark.skipif(not CUDA or torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_torch_cuda_graphs_on_the_second_gpu_replay_each_batch():
+    """Captured on the current device instead of cuda:1, a graph replays nothing: every batch = the first."""
+    from vidsr.backends.torch_cuda import TorchCudaBackend
+
+    loaded = random_model("espcn")
+    backend = TorchCudaBackend(random_model("espcn"), torch.device("cuda:1"), torch.float32, compile=False)
+    for seed in range(3):
+        x = torch.rand(2, 1, 32, 48, generator=torch.Generator().manual_seed(seed))
+        with torch.inference_mode():
+            expected = loaded.module(x)
+        got = backend(x.to("cuda:1")).cpu()
+        assert (got - expected).abs().max().item() < 1e-3, f"batch {seed}"
+
+
+@pytest.mark.cuda
 @needs_cuda
 def test_torch_cuda_fp16_compiled_close_to_fp32():
     loaded = random_model("espcn")

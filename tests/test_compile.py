@@ -26,13 +26,10 @@ BASELINE_BOUND_S = 300
 SLOW = {"lanczos"}  # over 30 s here
 
 
-def _params():
-    for name, spec in REGISTRY.items():
-        marks = [pytest.mark.slow] if name in SLOW else []
-        yield pytest.param(name, marks=marks, id=name)
+PARAMS = [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id=name) for name in REGISTRY]
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", PARAMS)
 def test_fullgraph_compile(name):
     spec = REGISTRY[name]
     torch.manual_seed(0)
