@@ -7,8 +7,8 @@ C++/Triton code generation, which is the GPU's business.
 
 The bound is not a speed target: it catches a model whose trace explodes.  The interpolation
 baselines show why: Dynamo unrolls the Python tap loops of vidsr/resample.py, and lanczos on a
-tiny 8x8 frame took 31 s here (2-core AMD EPYC, loaded), 48 s at 8x12 (linear in the size), so
-torch-cuda never compiles them.
+tiny 8x8 frame took 30 s here (``pytest tests/test_compile.py --durations=0``, 2-core AMD EPYC,
+loaded; the time grows with the frame size), so torch-cuda never compiles them.
 """
 
 from __future__ import annotations
