@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import av
@@ -98,7 +99,9 @@ def test_existing_output_needs_overwrite(tmp_path):
     out.write_bytes(b"keep me")
     result = invoke("upscale", src, "-m", "bicubic", "-s", "2", *FAST)
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"Error: {out} already exists (pass --overwrite to replace it)"
+    assert result.stderr.strip() == (
+        f"Error: {out} already exists (to replace it: --overwrite, or overwrite=True from Python)"
+    )
     assert out.read_bytes() == b"keep me"
     assert invoke("upscale", src, "-m", "bicubic", "-s", "2", "--overwrite", *FAST).exit_code == 0
     assert len(decoded(out)) == 3
@@ -195,4 +198,139 @@ def test_probe_reports_vfr_colour_and_counts():
     tree = json.loads(invoke("probe", data_path("video", "tree.avi"), "--json").stdout)
     assert (tree["frames"], tree["frames_header"]) == (68, 444)
     vtest = invoke("probe", data_path("video", "vtest.avi")).stdout
-    assert "msmpeg4 768x576 yuv420p, 795 frames, 10.000 fps constant" in vtest
+    assert "msmpeg4 768x576 yuv420p, 795 frames (counted from packets; --count decodes them, exact)" in vtest
+    box = invoke("probe", data_path("video", "box.mp4")).stdout
+    assert "456 frames (counted from packets; --count decodes them, exact)" in box
+    assert "455 frames (decoded)" in invoke("probe", data_path("video", "box.mp4"), "--count").stdout
+
+
+def test_probe_warns_of_a_truncated_file(tmp_path):
+    """AVI declares its frame count in the header: a copy cut short still says 50."""
+    src = make_clip(tmp_path / "whole.avi", frames=50, codec="mpeg4")
+    cut = tmp_path / "cut.avi"
+    whole = src.read_bytes()
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    result = CliRunner().invoke(cli, ["probe", str(cut)])
+    assert result.exit_code == 0
+    assert f"Warning: {cut} is truncated: its video stops at" in result.stderr
+    assert "truncated" not in CliRunner().invoke(cli, ["probe", str(src)]).stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("out.xyz", "cannot write {out}: unknown container format '.xyz'; use one of .mp4, .mkv, .mov, .avi, .webm"),
+        ("out", "cannot write {out}: no extension to choose a container by; name it e.g. {out}.mp4"),
+        ("out.png", "cannot write {out}: a video cannot be written as an image; use .mp4, .mkv or .avi"),
+    ],
+)
+def test_video_output_names_that_cannot_work(tmp_path, name, message):
+    src = make_clip(tmp_path / "in.mp4", frames=3)
+    out = tmp_path / name
+    result = invoke("upscale", src, "-o", out, "-m", "bicubic", "-s", "2", *FAST)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: " + message.format(out=out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.parametrize("name", ["x.mp4", "x.xyz"])
+def test_image_input_needs_an_image_output(tmp_path, name):
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src)
+    out = tmp_path / name
+    result = invoke("upscale", src, "-o", out, "-m", "bicubic", "-s", "2", "-q")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: cannot write {out}: an image input gives an image; use one of "
+        ".bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp"
+    )
+
+
+def test_stale_partial_of_a_killed_run_is_removed(tmp_path):
+    """A run killed outright (SIGKILL, power cut) leaves its hidden partial file: the next run for
+    the same output removes it, and says so; one of a live process is left, and reported."""
+    import subprocess
+    import sys
+
+    src = make_clip(tmp_path / "in.mp4", frames=3)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".in.x2.vidsr-{int(dead.stdout)}.partial.mp4"
+    stale.write_bytes(b"half a video")
+    live = tmp_path / f".in.x2.vidsr-{os.getppid()}.partial.mp4"
+    live.write_bytes(b"being written")
+    result = invoke("upscale", src, "-m", "bicubic", "-s", "2", *FAST)
+    assert result.exit_code == 0
+    assert not stale.exists() and live.exists()
+    assert f"Warning: removed {stale.name}, a partial output left by a killed run" in result.stderr
+    assert f"{live.name} beside the output belongs to a running process" in result.stderr
+    assert len(decoded(tmp_path / "in.x2.mp4")) == 3
+
+
+def test_sigterm_in_upscale_removes_the_partial_and_exits_143(tmp_path):
+    """SIGTERM (kill, a service manager, a CI timeout) stops like Ctrl-C: no file under the final
+    name, no partial file beside it, exit code 128 + 15.  The encoder is made to wait for the
+    signal, so it surely lands mid-file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = make_clip(tmp_path / "in.mp4", frames=30)
+    started = tmp_path / "writing"
+    code = (
+        "import time; from pathlib import Path; from vidsr.media import sink; original = sink.VideoSink.write_frame\n"
+        "def slow(self, planes, pts):\n"
+        f"    Path({str(started)!r}).touch(); time.sleep(0.5); original(self, planes, pts)\n"
+        "sink.VideoSink.write_frame = slow\n"
+        "from vidsr.cli import main; main()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "upscale", str(src), "-m", "bicubic", "-s", "2", *FAST],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not started.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "upscale never started writing"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip().splitlines()[-1] == "Error: interrupted by SIGTERM"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "writing"]
+
+
+def test_quiet_silences_the_x265_banner(tmp_path):
+    import subprocess
+    import sys
+
+    src = make_clip(tmp_path / "in.mp4", frames=3)
+    cli_main = "from vidsr.cli import main; main()"
+    args = [sys.executable, "-c", cli_main, "upscale", str(src), "-m", "bicubic", "-s", "2", "--codec", "libx265"]
+    quiet = subprocess.run([*args, "-q", "-o", str(tmp_path / "q.mp4")], capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "x265 [info]" not in quiet.stderr and quiet.stderr == ""
+    loud = subprocess.run([*args, "-o", str(tmp_path / "l.mp4")], capture_output=True, text=True)
+    assert "x265 [info]" in loud.stderr  # the reference: without -q the banner is there
+
+
+def test_gpu_backend_without_a_gpu_names_what_was_asked(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    src = make_clip(tmp_path / "in.mp4", frames=3)
+    result = invoke("upscale", src, "-m", "bicubic", "-s", "2", "--backend", "torch-cuda", *FAST)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: --backend torch-cuda needs a CUDA GPU, but PyTorch finds none here"
+    result = invoke("upscale", src, "-m", "bicubic", "-s", "2", "--device", "cuda", *FAST)
+    assert result.stderr.strip() == "Error: --device cuda needs a CUDA GPU, but PyTorch finds none here"

@@ -66,8 +66,8 @@ def best_model(scale: int = 4) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vidsr.cli.main import setup_logging
-    from vidsr.video import upscale_video
+    from vidsr.cli.common import setup_logging
+    from vidsr.video import default_output, upscale_video
 
     setup_logging(False)
     out_dir = Path((argv or sys.argv[1:] or ["out"])[0])
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if model == "bicubic":
         logging.getLogger("vidsr").warning("no trained weights ship yet: the demo runs bicubic")
     print(f"demo: upscaling {sample} ({SAMPLE_SIZE[0]}x{SAMPLE_SIZE[1]}) x4 with {model}", file=sys.stderr)
-    summary = upscale_video(sample, out_dir / f"sample.x4.{model}.mp4", model=model, scale=4, overwrite=True)
+    # Named as `vidsr upscale` names its outputs (NAME.x4.mp4); the model is in the line above.
+    summary = upscale_video(sample, default_output(sample, 4), model=model, scale=4, overwrite=True)
     print(
         f"demo: wrote {summary.output}: {summary.frames_out} frames, {summary.width}x{summary.height}, "
         f"{summary.fps:.2f} fps on {summary.backend}",

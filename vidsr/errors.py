@@ -25,3 +25,14 @@ class ModelError(VidsrError):
 
 class BackendError(VidsrError):
     """The requested inference backend is unavailable or failed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal other than Ctrl-C (SIGTERM), raised where Ctrl-C would raise KeyboardInterrupt;
+    ``signum`` says which (the CLI exits 128 + signum)."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

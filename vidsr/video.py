@@ -13,7 +13,15 @@ import numpy as np
 
 from vidsr.backends.hwvideo import check_encoder, decode_hwaccel
 from vidsr.errors import InputError, OutputError
-from vidsr.media.sink import EncodeOptions, VideoSink, VideoSpec, check_output_path, pixel_layout
+from vidsr.media.sink import (
+    EncodeOptions,
+    VideoSink,
+    VideoSpec,
+    check_output_path,
+    pixel_layout,
+    remove_stale_partials,
+    unknown_container,
+)
 from vidsr.media.source import DecodedFrame, VideoSource
 from vidsr.media.tags import ycbcr_format
 from vidsr.pipeline import Pipeline
@@ -117,8 +125,14 @@ def upscale_video(
     sub_x, sub_y = pixel_layout(encode.pix_fmt)
     if encode.codec and encode.codec.endswith("_nvenc"):
         check_encoder(encode.codec)  # fail before decoding anything: most GPUs' NVENC limits, H100's absence
+    if is_image(final):
+        raise OutputError(f"cannot write {final}: a video cannot be written as an image; use .mp4, .mkv or .avi")
+    if not final.suffix:
+        raise OutputError(unknown_container(final))
     with VideoSource(src, hwaccel=decode_hwaccel(hwdec)) as source:
         check_output_path(final, src, overwrite=overwrite)
+        for note in remove_stale_partials(final):
+            log.warning(note)
         layout = source.layout
         geometry = output_geometry(layout.height, layout.width, up.scale, sub_x, sub_y)
         warnings = [source.note] if source.note else []
@@ -204,7 +218,13 @@ def upscale_image_file(
     check_input_path(src)
     up = upscaler or Upscaler(**options)
     final = Path(dst) if dst is not None else default_output(src, up.scale)
+    if not is_image(final):
+        raise OutputError(
+            f"cannot write {final}: an image input gives an image; use one of {', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
     check_output_path(final, src, overwrite=overwrite)
+    for note in remove_stale_partials(final):
+        log.warning(note)
     started = time.perf_counter()
     try:
         with Image.open(src) as img:

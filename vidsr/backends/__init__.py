@@ -64,12 +64,13 @@ class BackendOptions:
     threads: int | None = None  # onnxruntime intra-op threads (None: torch.get_num_threads())
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str, asked: str | None = None) -> torch.device:
+    """``asked`` names what wanted the device in errors (``--backend tensorrt``) [``--device DEVICE``]."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendError("--device cuda asked for, but no CUDA GPU is available to PyTorch")
+        raise BackendError(f"{asked or f'--device {device}'} needs a CUDA GPU, but PyTorch finds none here")
     return dev
 
 
@@ -115,7 +116,8 @@ def _check(options: BackendOptions) -> None:
 
 
 def _cuda_device(options: BackendOptions) -> torch.device:
-    device = resolve_device("cuda" if options.device == "auto" else options.device)
+    asked = f"--backend {options.backend}" if options.device == "auto" else None
+    device = resolve_device("cuda" if options.device == "auto" else options.device, asked)
     if device.type != "cuda":
         raise BackendError(f"backend {options.backend} needs a CUDA device, not {device}")
     return device

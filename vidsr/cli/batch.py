@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidsr.cli.main import debug_option, emit_json, handle_errors
+from vidsr.cli.common import debug_option, emit_json, handle_errors, quiet_ffmpeg
 from vidsr.cli.options import encode_options, model_options
 
 
@@ -82,6 +82,8 @@ def batch(
     from vidsr.batch import BatchOptions, RuntimeSettings, UpscaleSettings, format_summary, run_batch
     from vidsr.media.sink import EncodeOptions
 
+    if quiet or as_json:
+        quiet_ffmpeg()
     options = BatchOptions(
         out_dir=out_dir,
         upscale=UpscaleSettings(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from vidsr.cli.main import debug_option, emit_json, handle_errors
+from vidsr.cli.common import debug_option, emit_json, handle_errors
 from vidsr.cli.options import MODEL_NAMES
 
 LEARNED = ["espcn", "srresnet", "srgan"]  # tests/test_cli_options.py checks this against the registry

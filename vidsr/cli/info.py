@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidsr.cli.main import debug_option, emit_json, handle_errors
+from vidsr.cli.common import debug_option, emit_json, handle_errors
 
 
 def _needs(name: str, scale: int) -> str:
@@ -93,16 +93,19 @@ def probe(input_path: Path, count: bool, as_json: bool) -> None:
     from vidsr.media.probe import probe as probe_file
 
     info = probe_file(input_path, decode=count)
+    for warning in info.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if as_json:
         emit_json(info.to_dict())
         return
     duration = f"{info.duration:.3f} s" if info.duration is not None else "unknown"
     rate = f"{info.frame_rate:.3f} fps" if info.frame_rate else "unknown"
-    header = f" (header says {info.frames_header})" if info.frames_header and info.frames_header != info.frames else ""
+    header = f", header says {info.frames_header}" if info.frames_header and info.frames_header != info.frames else ""
+    how = " (decoded)" if count else f" (counted from packets{header}; --count decodes them, exact)"
     click.echo(f"{info.path}: {info.container}, {duration}")
     click.echo(
         f"  video: {info.video_codec} {info.width}x{info.height} {info.pix_fmt}, "
-        f"{info.frames} frames{header}, {rate} {'variable' if info.variable_frame_rate else 'constant'}"
+        f"{info.frames} frames{how}, {rate} {'variable' if info.variable_frame_rate else 'constant'}"
     )
     c = info.colour
     click.echo(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidsr.cli.main import emit_json, handle_errors
+from vidsr.cli.common import emit_json, handle_errors
 from vidsr.cli.options import MODEL_NAMES
 
 _SCALES = click.Choice(["2", "3", "4"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidsr.cli.main import debug_option, emit_json, handle_errors
+from vidsr.cli.common import debug_option, emit_json, handle_errors, quiet_ffmpeg, sigterm_as_interrupt
 from vidsr.cli.options import encode_options, model_options
 
 
@@ -25,6 +25,7 @@ from vidsr.cli.options import encode_options, model_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @debug_option
 @handle_errors
+@sigterm_as_interrupt()
 def upscale(
     input_path: Path,
     output: Path | None,
@@ -59,6 +60,8 @@ def upscale(
     from vidsr.video import is_image, upscale_image_file, upscale_video
 
     check_input_path(input_path)  # before loading a model: a typo should not wait for weights
+    if quiet or as_json:
+        quiet_ffmpeg()
     if threads:
         import torch
 

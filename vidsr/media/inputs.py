@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -43,6 +44,31 @@ def video_stream(container: av.container.InputContainer, path: Path) -> av.video
     if not stream.codec_context.width or not stream.codec_context.height:
         raise InputError(f"cannot read {path}: its video stream has no frame size (damaged header?)")
     return stream
+
+
+def truncation(
+    container: av.container.InputContainer, video: av.video.stream.VideoStream, end: int | None
+) -> str | None:
+    """Why a file whose video packets end at pts ``end`` looks cut short, or None.
+
+    A file cut short still demuxes cleanly; compare how far the video got with what the container
+    declares.  (Headers that over-count frames but not time, like tree.avi's, pass: its 68 packets
+    span the declared 444 ticks.)"""
+    if end is None or not video.time_base:
+        return None
+    rate = video.average_rate or video.guessed_rate or Fraction(25)
+    start = video.start_time or 0
+    reached = float((end - start) * video.time_base)
+    # AVI declares frame slots (its frame count); MP4 and MKV a duration. Take what is stated.
+    declared = float(video.duration * video.time_base) if video.duration else 0.0
+    if not declared and container.format.name.startswith("matroska") and container.duration:
+        # Matroska states one duration for the whole segment (exact, unlike estimates from bitrate).
+        declared = container.duration / av.time_base
+    if video.frames and rate:
+        declared = max(declared, video.frames / float(rate))
+    if declared - reached > max(0.5, 2.0 / float(rate)):
+        return f"is truncated: its video stops at {reached:.2f} s of {declared:.2f} s"
+    return None
 
 
 def _reason(exc: av.error.FFmpegError) -> str:

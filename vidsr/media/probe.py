@@ -11,7 +11,7 @@ from typing import Any
 import av
 
 from vidsr.errors import InputError
-from vidsr.media.inputs import open_input, video_stream
+from vidsr.media.inputs import open_input, truncation, video_stream
 from vidsr.media.tags import ColourTags
 
 
@@ -35,9 +35,11 @@ class MediaInfo:
     video_codec: str
     frames: int  # video packets carrying data (or decoded pictures, with decode=True)
     frames_header: int | None  # what the container claims
+    frames_counted: str  # "packets" (fast; a packet may hold no picture) or "decoded" (exact)
     frame_rate: float | None  # average over the stream
     variable_frame_rate: bool
     colour: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,12 +78,17 @@ def probe(path: str | Path, *, decode: bool = False) -> MediaInfo:
                 details["language"] = s.metadata["language"]
             streams.append(StreamInfo(s.index, s.type, ctx.name if ctx else "unknown", details))
         pts: list[int] = []
+        end: int | None = None
         try:
             for packet in container.demux(video):
                 if packet.size:
                     pts.append(packet.pts if packet.pts is not None else (packet.dts or 0))
+                    if packet.pts is not None:
+                        end = max(end or packet.pts, packet.pts + (packet.duration or 0))
         except av.error.FFmpegError as exc:
             raise InputError(f"cannot read {path}: damaged or truncated ({exc.strerror})") from None
+        problem = truncation(container, video, end)
+        warnings = [f"{path} {problem}"] if problem else []
         frames = len(pts)
         if decode:
             from vidsr.media.source import VideoSource
@@ -105,7 +112,9 @@ def probe(path: str | Path, *, decode: bool = False) -> MediaInfo:
             video_codec=cc.name,
             frames=frames,
             frames_header=video.frames or None,
+            frames_counted="decoded" if decode else "packets",
             frame_rate=rate,
             variable_frame_rate=_is_variable(pts, video.time_base),
             colour=tags.describe(),
+            warnings=warnings,
         )

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CODECS = {"avi": "mpeg4", "webm": "libvpx-vp9"}
 _FF_QP2LAMBDA = 118
+# FFmpeg colorspace enum values: the matrices players assume for untagged video.
+_BT709, _BT601 = {1}, {5, 6}
+_MATRIX_NAMES = {1: "BT.709", 5: "BT.601", 6: "BT.601", 9: "BT.2020"}
 _ABORT_WAIT = 2.0  # seconds abort() waits for a write in progress
 PARTIAL = re.compile(r"\.vidsr-(\d+)\.partial")  # in temporary names: the pid that writes them
 
@@ -71,6 +74,16 @@ class SinkReport:
 def temporary_path(final: Path) -> Path:
     """A hidden name beside ``final`` with the same extension, so the muxer is chosen alike."""
     return final.with_name(f".{final.stem}.vidsr-{os.getpid()}.partial{final.suffix}")
+
+
+_quiet = False
+
+
+def quiet_encoders() -> None:
+    """libx265's own log (its ~28-line banner) down to errors.  FFmpeg's log needs nothing: PyAV
+    leaves it off unless asked (``av.logging.set_level``), but x265 prints past it."""
+    global _quiet
+    _quiet = True
 
 
 def stale_partials(final: Path) -> tuple[list[Path], list[Path]]:
@@ -126,6 +139,15 @@ def output_error(path: Path, exc: BaseException) -> OutputError:
     return OutputError(f"cannot write to {path}: {getattr(exc, 'strerror', None) or exc}")
 
 
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+
+
+def unknown_container(final: Path) -> str:
+    if not final.suffix:
+        return f"cannot write {final}: no extension to choose a container by; name it e.g. {final}.mp4"
+    return f"cannot write {final}: unknown container format {final.suffix!r}; use one of {', '.join(VIDEO_SUFFIXES)}"
+
+
 def check_output_path(final: Path, source: Path, *, overwrite: bool) -> None:
     """Refuse what would lose data: writing over the input, or over a file without --overwrite."""
     if final.resolve() == source.resolve():
@@ -133,7 +155,7 @@ def check_output_path(final: Path, source: Path, *, overwrite: bool) -> None:
     if final.is_dir():
         raise OutputError(f"output {final} is a directory")
     if final.exists() and not overwrite:
-        raise OutputError(f"{final} already exists (pass --overwrite to replace it)")
+        raise OutputError(f"{final} already exists (to replace it: --overwrite, or overwrite=True from Python)")
     parent = final.parent if str(final.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write to {final}: folder {parent} does not exist")
@@ -156,10 +178,11 @@ class VideoSink:
         self._closed = False
         try:
             self.container = av.open(str(self.temp), mode="w")
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, ValueError) as exc:
             self._remove_temp()
-            if isinstance(exc, av.error.ValueError) or "format" in str(exc).lower():
-                raise OutputError(f"cannot write {final}: unknown container format {final.suffix!r}") from None
+            # PyAV raises a plain ValueError ("Could not determine output format") for unknown names.
+            if isinstance(exc, ValueError) or "format" in str(exc).lower():
+                raise OutputError(unknown_container(final)) from None
             raise output_error(final, exc) from None
         try:
             self.stream = self._add_video()
@@ -204,6 +227,8 @@ class VideoSink:
         tags = self.spec.tags
         cc.colorspace, cc.color_range = tags.colorspace, tags.color_range
         cc.color_primaries, cc.color_trc = tags.primaries, tags.transfer
+        if self.container.format.name == "avi":
+            self._warn_untagged(tags.colorspace)
         options = dict(opts.extra)
         if codec == "mpeg4":
             cc.qscale = True  # constant quantiser: FFmpeg's -q:v, 2 is near transparent
@@ -212,9 +237,22 @@ class VideoSink:
             options["crf"] = str(opts.crf)
         if opts.preset is not None:
             options["preset"] = opts.preset
+        if codec == "libx265" and _quiet:
+            params = options.get("x265-params")
+            options["x265-params"] = f"{params}:log-level=error" if params else "log-level=error"
         if options:
             stream.options = options
         return stream
+
+    def _warn_untagged(self, colorspace: int) -> None:
+        """AVI stores no colour tags: players guess the matrix from the size (BT.709 from 720 lines)."""
+        guess = _BT709 if self.spec.height >= 720 else _BT601
+        if colorspace not in guess:
+            self._warn(
+                f"AVI cannot store colour tags: players will read this {self.spec.height}-line video as "
+                f"{'BT.709' if guess is _BT709 else 'BT.601'}, not as its {_MATRIX_NAMES.get(colorspace, 'own')} "
+                "colours; use .mp4 or .mkv to keep them"
+            )
 
     def _warn(self, message: str) -> None:
         self.report.warnings.append(message)

@@ -28,7 +28,7 @@ import torch
 
 from vidsr.colour import rgb_to_ycbcr
 from vidsr.errors import InputError
-from vidsr.media.inputs import open_input, video_stream
+from vidsr.media.inputs import open_input, truncation, video_stream
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
 
 log = logging.getLogger(__name__)
@@ -312,22 +312,9 @@ class VideoSource:
         yield from held
 
     def _check_complete(self) -> None:
-        """A file cut short still demuxes cleanly; compare how far the video got with what
-        the container declares.  (Headers that over-count frames but not time, like tree.avi's,
-        pass: its 68 packets span the declared 444 ticks.)"""
-        if self._video_end is None or not self.time_base:
-            return
-        start = self.video.start_time or 0
-        reached = float((self._video_end - start) * self.time_base)
-        # AVI declares frame slots (its frame count); MP4 and MKV a duration. Take what is stated.
-        declared = float(self.video.duration * self.time_base) if self.video.duration else 0.0
-        if not declared and self.container.format.name.startswith("matroska") and self.container.duration:
-            # Matroska states one duration for the whole segment (exact, unlike estimates from bitrate).
-            declared = self.container.duration / av.time_base
-        if self.video.frames and self.frame_rate:
-            declared = max(declared, self.video.frames / float(self.frame_rate))
-        if declared - reached > max(0.5, 2.0 / float(self.frame_rate)):
-            raise InputError(f"{self.path} is truncated: its video stops at {reached:.2f} s of {declared:.2f} s")
+        problem = truncation(self.container, self.video, self._video_end)
+        if problem:
+            raise InputError(f"{self.path} {problem}")
 
     def close(self) -> None:
         """Close the container, from any thread: between two reads, never during one."""
