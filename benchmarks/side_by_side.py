@@ -1,10 +1,11 @@
-"""A labelled crop: bicubic | model | original, for the README.
+"""A labelled crop: bicubic | each shipped weights set | original, for the README.
 
-    .venv/bin/python benchmarks/side_by_side.py [--model espcn --scale 4 --image butterfly.png]
+    .venv/bin/python benchmarks/side_by_side.py [--model espcn --scale 4 --image butterfly.png --degradation h264]
 
-Writes ``benchmarks/side_by_side.png``.  The LR input is made by the evaluation
-protocol (Pillow's antialiased bicubic downscale); ESPCN upscales Y and the
-chroma is upscaled bicubic, exactly as vidsr does on video.
+Writes ``benchmarks/side_by_side.png``.  The LR input is made by one row of the
+degradation matrix (:data:`vidsr.degrade.MATRIX`; default ``h264``, what video
+carries); ESPCN upscales Y and the chroma is upscaled bicubic, exactly as vidsr
+does on video.
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidsr.colour import BT601_STUDIO, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: E402
-from vidsr.evaluate import bicubic_up, load_rgb, protocol_lr, quantise  # noqa: E402
+from vidsr.degrade import MATRIX, row_rng  # noqa: E402
+from vidsr.evaluate import bicubic_up, load_rgb, quantise  # noqa: E402
 from vidsr.metrics import mod_crop  # noqa: E402
-from vidsr.models import build_model  # noqa: E402
+from vidsr.models import build_model, shipped_sets  # noqa: E402
 
 LABEL_HEIGHT = 22
 
 
 @torch.no_grad()
-def upscale(model: str, scale: int, lr: torch.Tensor) -> torch.Tensor:
+def upscale(model: str, scale: int, lr: torch.Tensor, weights: str) -> torch.Tensor:
     """Upscale one LR RGB image (3, h, w) in [0, 1] with ``model``; a Y model gets bicubic chroma."""
-    loaded = build_model(model, scale)
+    loaded = build_model(model, scale, weights=weights)
     if loaded.spec.colour == "rgb":
         return quantise(loaded.module(lr[None])[0].clamp(0, 1))
     ycc = rgb_to_ycbcr(bicubic_up(lr, scale), BT601_STUDIO)
@@ -46,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="espcn")
     parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--degradation", default="h264", choices=list(MATRIX))
     parser.add_argument("--image", type=Path, default=ROOT.parent / "shared" / "data" / "val" / "butterfly.png")
     parser.add_argument("--crop", type=int, nargs=3, default=(100, 150, 128), metavar=("TOP", "LEFT", "SIZE"))
     parser.add_argument("--zoom", type=int, default=2, help="Enlarge each panel (nearest) for visibility.")
@@ -53,13 +56,12 @@ def main() -> None:
     args = parser.parse_args()
 
     hr = mod_crop(load_rgb(args.image), args.scale)
-    lr = protocol_lr(hr, args.scale)
+    lr = MATRIX[args.degradation].make(hr, args.scale, row_rng(args.degradation, args.image.name))
     top, left, size = args.crop
-    panels = {
-        f"bicubic x{args.scale}": bicubic_up(lr, args.scale),
-        f"{args.model} x{args.scale}": upscale(args.model, args.scale, lr),
-        "original": hr,
-    }
+    panels = {f"bicubic x{args.scale}, LR: {args.degradation}": bicubic_up(lr, args.scale)}
+    for weight_set in shipped_sets(args.model, args.scale):
+        panels[f"{args.model} {weight_set}"] = upscale(args.model, args.scale, lr, weight_set)
+    panels["original"] = hr
     side = size * args.zoom
     sheet = Image.new("RGB", (side * len(panels) + 4 * (len(panels) - 1), side + LABEL_HEIGHT), "white")
     draw = ImageDraw.Draw(sheet)
@@ -70,7 +72,7 @@ def main() -> None:
         draw.text((x + 4, 5), label, fill="black")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, optimize=True)
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB), crop of {args.image.name}")
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB), crop of {args.image.name}, LR: {args.degradation}")
 
 
 if __name__ == "__main__":
