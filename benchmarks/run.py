@@ -329,6 +329,13 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
         f"ESPCN x2 (paper) / bicubic x2: {_ratio(espcn, bicubic)} (target >= 0.25); "
         f"ESPCN x2 now / before: {_ratio(espcn, before)} (target >= 2.5).",
         "",
+        "A load average far above the core count means other processes took most of the CPU: the",
+        "absolute figures are then several times an idle machine's, and the multi-threaded engines",
+        "(onnxruntime, OpenCV) lose more to the contention than single-threaded work does. The GFLOP/s",
+        "targets (>= 100 on 2 threads) can only be judged on an idle machine.",
+        "",
+        "int8 (static QDQ quantisation of ESPCN) was not attempted.",
+        "",
     ]
     return lines
 

@@ -52,7 +52,7 @@ def test_shapes_and_dtypes():
 @pytest.mark.parametrize("kernel", ["bicubic", "bilinear", "nearest"])
 @pytest.mark.parametrize("size", [(142, 186), (284, 372), (213, 279)])
 def test_uint8_resize_is_pillow_8bit(image, kernel, size):
-    """The chroma fast path: torch's fixed-point uint8 kernels give Pillow's 8-bit upscale, within one code, nearly every pixel equal."""
+    """The chroma fast path: torch's fixed-point uint8 kernels give Pillow's 8-bit upscale within one code."""
     planes = np.ascontiguousarray(image.transpose(2, 0, 1))
     out = resize_uint8(torch.from_numpy(planes)[None], size, kernel)[0].numpy()
     assert out.shape == (3, *size) and out.dtype == np.uint8
