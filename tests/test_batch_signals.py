@@ -28,8 +28,9 @@ from vidsr.media.sink import EncodeOptions
 pytestmark = pytest.mark.signals
 
 ARGS = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast", "--crf", "0", "--threads", "1", "-q"]
-# c.mp4 is five times longer than the others: a signal sent as it starts finds it running.
-FRAMES = {"a.mp4": 40, "b.mp4": 41, "c.mp4": 200, "d.mp4": 43}
+# c.mp4 is four times longer than the others: a signal sent as it starts finds it running.
+# Small frames: under a CPU hog the uninterrupted reference run alone takes minutes.
+FRAMES = {"a.mp4": 30, "b.mp4": 31, "c.mp4": 120, "d.mp4": 33}
 NAMES = list(FRAMES)
 HANG = 300.0  # seconds after which a wait is a hang, not slowness (a loaded 2-core machine)
 
@@ -38,7 +39,7 @@ HANG = 300.0  # seconds after which a wait is a hang, not slowness (a loaded 2-c
 def folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("signals") / "in"
     for name, frames in FRAMES.items():
-        clip(root / name, frames=frames, size=(320, 240), audio=True)
+        clip(root / name, frames=frames, size=(160, 120), audio=True)
     return root
 
 
