@@ -21,6 +21,19 @@ def data_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> Path:
+    """ONNX exports and engines the tests make go to a temporary folder, not the checkout's engines/."""
+    folder = tmp_path_factory.mktemp("engines")
+    previous = os.environ.get("VIDSR_ENGINE_DIR")
+    os.environ["VIDSR_ENGINE_DIR"] = str(folder)  # subprocesses (vidsr batch workers) inherit it
+    yield folder
+    if previous is None:
+        os.environ.pop("VIDSR_ENGINE_DIR", None)
+    else:
+        os.environ["VIDSR_ENGINE_DIR"] = previous
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return data_path()
