@@ -117,6 +117,19 @@ def test_tiling_overlap_is_the_measured_receptive_radius(arch):
     assert overlap_for(arch) == max(radii.values()), radii
 
 
+@pytest.mark.parametrize("config", ["paper", "robust"])
+def test_espcn_variants_state_their_measured_radius(config):
+    """A network that states its own radius (ESPCN's variants) is tiled with it: it must be right.
+    Weights are redrawn first: a last layer initialised to zero (a residual network starting as
+    bicubic) would hide the convolutions' reach from the measurement."""
+    for scale in SCALES:
+        torch.manual_seed(0)
+        module = espcn(scale=scale, config=config).double().eval().requires_grad_(False)
+        for param in module.parameters():
+            param.uniform_(-0.2, 0.2)
+        assert overlap_for("espcn", module) == measured_radius(module, scale, 1), (config, scale)
+
+
 @pytest.mark.parametrize("kernel", ["bicubic", "bilinear", "lanczos", "nearest"])
 def test_interpolation_overlap_covers_the_kernel(kernel):
     # Published supports: bilinear 1, bicubic 2, Lanczos-3 3, nearest 0 input pixels each side.
