@@ -14,7 +14,9 @@ CPU only: quality does not depend on the machine.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import platform
 import sys
 import time
@@ -73,9 +75,10 @@ def main() -> None:
     parser.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "peers")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument(
-        "--reuse-peers",
+        "--reuse",
         action="store_true",
-        help="Take the OpenCV rows from the existing quality.json (they never change).",
+        help="Keep the rows of the existing quality.json for OpenCV's networks and for weights files whose "
+        "sha256 is unchanged; measure only the rest.",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
@@ -83,7 +86,14 @@ def main() -> None:
     images = [(p.name, load_rgb(p)) for p in list_images(args.val)]
     rows = list(MATRIX.values())
     entries, skipped = [], []
+    old = args.out / "quality.json"
+    kept = json.loads(old.read_text())["entries"] if args.reuse and old.is_file() else []
     for path in sorted(SHIPPED_DIR.glob("*.safetensors")):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        same = [e for e in kept if e.get("weights") == path.name and e.get("sha256") == digest]
+        if same:
+            entries += same
+            continue
         meta = read_metadata(path)
         model, scale, weight_set = meta["model"], int(meta["scale"]), path.stem.split(".")[1]
         started = time.perf_counter()
@@ -97,6 +107,7 @@ def main() -> None:
                 "model": model,
                 "scale": scale,
                 "weights": path.name,
+                "sha256": digest,
                 "set": weight_set,
                 "default": shipped_weights_path(model, scale) == path,
                 "recipe": meta.get("recipe"),
@@ -109,9 +120,8 @@ def main() -> None:
             }
         )
         print(f"{path.name}: protocol {protocol.psnr:.2f} dB, matrix mean gain {matrix.mean_gain:+.2f}", flush=True)
-    old = args.out / "quality.json"
-    if args.reuse_peers and old.is_file():
-        entries += [e for e in json.loads(old.read_text())["entries"] if e["model"].startswith("opencv-")]
+    if any(e["model"].startswith("opencv-") for e in kept):
+        entries += [e for e in kept if e["model"].startswith("opencv-")]
     elif not args.no_peers:
         for name, scales in PEERS.items():
             for scale in scales:
@@ -125,8 +135,19 @@ def main() -> None:
                 )
                 print(f"OpenCV {name} x{scale}: matrix mean gain {matrix.mean_gain:+.2f}", flush=True)
 
-    cpu = platform.processor() or platform.machine()
-    machine = f"CPU ({cpu}, {torch.get_num_threads()} threads, torch {torch.__version__})"
+    cpu = (
+        next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if "model name" in ln
+            ),
+            platform.machine(),
+        )
+        if Path("/proc/cpuinfo").is_file()
+        else platform.machine()
+    )
+    machine = f"CPU ({cpu}, {os.cpu_count()} cores, no GPU used, torch {torch.__version__})"
     payload = {
         "machine": machine,
         "command": ".venv/bin/python benchmarks/quality.py",

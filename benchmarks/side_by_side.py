@@ -1,11 +1,11 @@
 """A labelled crop: bicubic | each shipped weights set | original, for the README.
 
-    .venv/bin/python benchmarks/side_by_side.py [--model espcn --scale 4 --image butterfly.png --degradation h264]
+    .venv/bin/python benchmarks/side_by_side.py [--model espcn --scale 4 --image butterfly.png --degradation bicubic]
 
 Writes ``benchmarks/side_by_side.png``.  The LR input is made by one row of the
-degradation matrix (:data:`vidsr.degrade.MATRIX`; default ``h264``, what video
-carries); ESPCN upscales Y and the chroma is upscaled bicubic, exactly as vidsr
-does on video.
+degradation matrix (:data:`vidsr.degrade.MATRIX`; default ``bicubic``: no antialiasing,
+the aliased LR of plain decimation and ``cv2.resize``, where the paper-protocol weights
+fail); ESPCN upscales Y and the chroma is upscaled bicubic, exactly as vidsr does on video.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="espcn")
     parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--degradation", default="h264", choices=list(MATRIX))
+    parser.add_argument("--degradation", default="bicubic", choices=list(MATRIX))
     parser.add_argument("--image", type=Path, default=ROOT.parent / "shared" / "data" / "val" / "butterfly.png")
     parser.add_argument("--crop", type=int, nargs=3, default=(100, 150, 128), metavar=("TOP", "LEFT", "SIZE"))
     parser.add_argument("--zoom", type=int, default=2, help="Enlarge each panel (nearest) for visibility.")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VIDSR_DATA", ROOT.parent / "shared" / "data"))
@@ -144,3 +145,17 @@ def decoded(path: Path) -> list:
 def frame_times(path: Path) -> list[float]:
     """Presentation times of the video frames in seconds, sorted."""
     return sorted(float(f.pts * f.time_base) for f in decoded(path))
+
+
+def make_photos(folder: Path, count: int, size: int, seed: int) -> Path:
+    """``count`` small textured photos-in-miniature (PNG): smooth gradients, a hard edge and noise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    for i in range(count):
+        f = rng.uniform(0.1, 0.4, 3)
+        rgb = 128 + 90 * np.stack([np.sin(xx * f[0] + i), np.cos(yy * f[1]), np.sin((xx + yy) * f[2])], -1)
+        rgb[size // 3 :, : size // 2] *= 0.5  # a hard edge
+        rgb += rng.normal(0, 4, rgb.shape)
+        Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder

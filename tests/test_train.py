@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
+from conftest import make_photos
 
 import vidsr.train.loop as loop_module
 from vidsr.errors import ModelError
@@ -22,20 +22,6 @@ from vidsr.train.discriminator import Discriminator
 from vidsr.train.loop import TrainConfig, train
 from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss
 from vidsr.train.vgg import RELU5_4, VGGFeatures, load_vgg19, vgg19_features
-
-
-def _images(folder: Path, count: int, size: int, seed: int) -> Path:
-    """Small textured photos-in-miniature: smooth gradients, edges and noise."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    for i in range(count):
-        f = rng.uniform(0.1, 0.4, 3)
-        rgb = 128 + 90 * np.stack([np.sin(xx * f[0] + i), np.cos(yy * f[1]), np.sin((xx + yy) * f[2])], -1)
-        rgb[size // 3 :, : size // 2] *= 0.5  # a hard edge
-        rgb += rng.normal(0, 4, rgb.shape)
-        Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
-    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +35,7 @@ def one_thread():
 
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> tuple[Path, Path]:
-    return _images(tmp_path / "train", 3, 64, 0), _images(tmp_path / "val", 1, 36, 1)
+    return make_photos(tmp_path / "train", 3, 64, 0), make_photos(tmp_path / "val", 1, 36, 1)
 
 
 def _config(data: tuple[Path, Path], out: Path, **kw) -> TrainConfig:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import make_photos
 
 from vidsr.models import build_model
 from vidsr.models.espcn import ROBUST
@@ -16,20 +15,9 @@ from vidsr.train.data import PatchSampler, load_folder
 from vidsr.train.loop import TrainConfig, train
 
 
-def _photos(folder: Path, count: int, size: int, seed: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    for i in range(count):
-        f = rng.uniform(0.1, 0.4, 3)
-        rgb = 128 + 90 * np.stack([np.sin(xx * f[0] + i), np.cos(yy * f[1]), np.sin((xx + yy) * f[2])], -1)
-        Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(folder / f"p{i}.png")
-    return folder
-
-
 @pytest.fixture
 def data(tmp_path: Path) -> tuple[Path, Path]:
-    return _photos(tmp_path / "train", 2, 48, 0), _photos(tmp_path / "val", 1, 40, 1)
+    return make_photos(tmp_path / "train", 2, 48, 0), make_photos(tmp_path / "val", 1, 40, 1)
 
 
 def test_robust_sampler_degrades_each_patch_its_own_way(data) -> None:
