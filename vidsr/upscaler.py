@@ -139,7 +139,9 @@ class Upscaler:
         if tile_pixels is not None and tile_pixels < 0:
             raise InputError(f"tile pixels must be 0 (no tiling) or positive, not {tile_pixels}")
         self.tile_pixels = DEFAULT_TILE_PIXELS if tile_pixels is None else tile_pixels
-        self.tile_overlap = overlap_for(self.spec.architecture, self.loaded.module) if tile_overlap is None else tile_overlap
+        self.tile_overlap = (
+            overlap_for(self.spec.architecture, self.loaded.module) if tile_overlap is None else tile_overlap
+        )
         self.warnings: list[str] = []
         self._checked = False
         self._copy_stream: torch.cuda.Stream | None = None

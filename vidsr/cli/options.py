@@ -13,7 +13,11 @@ MODEL_NAMES = ["espcn", "srresnet", "srgan", "bicubic", "lanczos", "bilinear", "
 _MODEL_OPTIONS = (
     click.option("-m", "--model", type=click.Choice(MODEL_NAMES), default="espcn", show_default=True),
     click.option("-s", "--scale", type=click.IntRange(2, 4), default=4, show_default=True),
-    click.option("--weights", type=click.Path(path_type=Path), help="Weights for --model: a shipped set (robust, paper) or your own .safetensors [the default set]."),
+    click.option(
+        "--weights",
+        type=click.Path(path_type=Path),
+        help="Weights for --model: a shipped set (robust, paper) or your own .safetensors [the default set].",
+    ),
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
     click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True),
     click.option(
