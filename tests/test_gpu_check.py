@@ -85,7 +85,9 @@ def test_a_gpu_pytorch_cannot_use_is_a_failure(gpu_check, monkeypatch, capsys):
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_target_runs_the_script_without_setup():
-    r = subprocess.run(["make", "-n", "gpu-check"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # --no-print-directory: under `make test` this make is a sub-make and would add "Entering directory" lines.
+    cmd = ["make", "-n", "--no-print-directory", "gpu-check"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     (line,) = [x for x in r.stdout.splitlines() if x.strip()]
     assert line.endswith("python benchmarks/gpu_check.py") or line.endswith("python3 benchmarks/gpu_check.py")
