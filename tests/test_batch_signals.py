@@ -133,6 +133,12 @@ def _one_done_and_c_running(out: Path) -> bool:
     return "done" in states.values() and states.get("c.mp4") == "running"
 
 
+def _c_being_written(out: Path) -> bool:
+    """c.mp4 is running and its hidden partial output exists: the sink is open, so a stop must abort it.
+    (The manifest says "running" a moment before the sink opens; a stop in that gap has nothing to abort.)"""
+    return _one_done_and_c_running(out) and any(out.glob(".c.vidsr-*.partial.mp4"))
+
+
 def _wait_group_gone(pgid: int) -> None:
     """Processes of a batch that exited must go too (workers die with their coordinator)."""
     deadline = time.monotonic() + 60
@@ -216,7 +222,7 @@ def test_second_sigint_stops_at_once(folder: Path, reference: Path, tmp_path: Pa
         "sink.VideoSink.abort = slow\n"
     )
     proc = start(folder, out, code=slow)  # one job: the coordinator upscales in its own process
-    _wait_for("file done with c.mp4 running", proc, lambda: _one_done_and_c_running(out))
+    _wait_for("c.mp4 being written", proc, lambda: _c_being_written(out))
     proc.send_signal(signal.SIGINT)
     _wait_for("cleanup", proc, began.exists)
     proc.send_signal(signal.SIGINT)
