@@ -259,10 +259,7 @@ class ProcessExecutor:
                 with contextlib.suppress(OSError, ValueError):
                     w.process.terminate()  # busy ones stop their task; idle or stuck ones exit
             if not self._reap(_EXIT_WAIT):
-                for w in self._workers:
-                    with contextlib.suppress(OSError, ValueError):
-                        w.process.kill()
-                self._reap(_KILL_WAIT)
+                self.kill()
         for w in self._workers:
             self._settle(w, cf.CancelledError())
             w.conn.close()
