@@ -127,7 +127,7 @@ def test_learned_model_without_weights_refuses(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "Error: trained weights for srgan x4 do not ship (shipped sets: none); train them with "
-        "`vidsr train --model srgan --scale 4 --init SRRESNET.safetensors --vgg-weights VGG19.pth "
+        "`vidsr train --model srgan --scale 4 --init SRRESNET.safetensors "
         "--data ../shared/data/train --val ../shared/data/val` and pass --weights FILE"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
@@ -182,8 +182,8 @@ def test_models_lists_every_model_and_scale():
     assert {("espcn", 2), ("srresnet", 4), ("srgan", 4), ("bicubic", 3), ("nearest", 2)} <= names
     colours = {r["model"]: r["colour"] for r in rows}
     assert colours["espcn"] == "Y" and colours["srresnet"] == "RGB"
-    srgan = next(r for r in rows if r["model"] == "srgan" and r["scale"] == 4)
-    assert srgan["weights"] == "none" and "VGG19" in srgan["needs"]
+    srgan = next(r for r in rows if r["model"] == "srgan" and r["scale"] == 2)  # x2 is not trained
+    assert srgan["weights"] == "none" and "--init SRRESNET.safetensors" in srgan["needs"]
     text = invoke("models").stdout
     assert "interpolation baseline" in text
 

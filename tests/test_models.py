@@ -37,6 +37,18 @@ def test_full_srresnet_is_the_paper_size():
     assert 1.5e6 < sum(p.numel() for p in model.parameters()) < 1.6e6
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_srresnet_lite_starts_as_bicubic_without_batch_norm(scale):
+    model = srresnet(scale=scale, config="lite").eval()
+    x = torch.rand(1, 3, 9, 7)
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    assert torch.equal(model(x), bicubic)  # zero output conv: the residual network is its bicubic branch
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    shuffles = [m.upscale_factor for m in model.modules() if isinstance(m, torch.nn.PixelShuffle)]
+    assert shuffles == [scale] and len(model.body) == 8
+    assert sum(p.numel() for p in model.parameters()) < 0.3 * sum(p.numel() for p in srresnet(scale=scale).parameters())
+
+
 def test_registry_specs():
     assert get_spec("espcn").colour == "y" and get_spec("srresnet").colour == "rgb"
     assert get_spec("srgan").architecture == "srresnet"

@@ -18,6 +18,7 @@ import torch
 
 from vidsr.models import LoadedModel, get_spec
 from vidsr.models.espcn import espcn
+from vidsr.models.srresnet import srresnet
 from vidsr.models.interpolation import Interpolation
 from vidsr.tiling import TilePlan, _cuts, overlap_for, plan_tiles, run_tiled
 from vidsr.upscaler import Upscaler
@@ -117,17 +118,21 @@ def test_tiling_overlap_is_the_measured_receptive_radius(arch):
     assert overlap_for(arch) == max(radii.values()), radii
 
 
-@pytest.mark.parametrize("config", ["paper", "robust"])
-def test_espcn_variants_state_their_measured_radius(config):
-    """A network that states its own radius (ESPCN's variants) is tiled with it: it must be right.
-    Weights are redrawn first: a last layer initialised to zero (a residual network starting as
-    bicubic) would hide the convolutions' reach from the measurement."""
+@pytest.mark.parametrize(
+    ("family", "config"), [("espcn", "paper"), ("espcn", "robust"), ("srresnet", "paper"), ("srresnet", "lite")]
+)
+def test_variants_state_their_measured_radius(family, config):
+    """A network that states its own radius (every ESPCN and SRResNet variant) is tiled with it: it
+    must be right.  Weights initialised to zero are redrawn first: a zero last layer (a residual
+    network starting as bicubic) would hide the convolutions' reach from the measurement."""
+    build = espcn if family == "espcn" else srresnet
     for scale in SCALES:
         torch.manual_seed(0)
-        module = espcn(scale=scale, config=config).double().eval().requires_grad_(False)
+        module = build(scale=scale, config=config).double().eval().requires_grad_(False)
         for param in module.parameters():
-            param.uniform_(-0.2, 0.2)
-        assert overlap_for("espcn", module) == measured_radius(module, scale, 1), (config, scale)
+            if not param.any():
+                param.uniform_(-0.2, 0.2)
+        assert overlap_for(family, module) == measured_radius(module, scale, channels(family)), (config, scale)
 
 
 @pytest.mark.parametrize("kernel", ["bicubic", "bilinear", "lanczos", "nearest"])

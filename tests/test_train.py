@@ -15,6 +15,7 @@ from conftest import make_photos
 
 import vidsr.train.loop as loop_module
 from vidsr.errors import ModelError
+from vidsr.models import arch_config
 from vidsr.models.srresnet import srresnet
 from vidsr.models.weights import read_metadata, save_weights
 from vidsr.train.data import PatchSampler
@@ -163,7 +164,7 @@ def test_srgan_losses_follow_the_paper() -> None:
     hr = torch.rand(2, 3, 32, 32)
     sr = (hr + 0.1 * torch.randn_like(hr)).requires_grad_(True)
     fake_logits = disc(sr)
-    parts = loss_fn(sr, hr, fake_logits)
+    parts = loss_fn(sr, hr, disc)
 
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -181,7 +182,38 @@ def test_srgan_losses_follow_the_paper() -> None:
     assert discriminator_loss(disc(hr), disc(sr.detach())).item() == pytest.approx(d_loss, rel=1e-5)
     parts["loss"].backward()
     assert sr.grad is not None and sr.grad.abs().sum() > 0
-    assert loss_fn(hr, hr, disc(hr))["content"].item() == 0.0
+    assert loss_fn(hr, hr, disc)["content"].item() == 0.0
+
+
+def test_srgan_content_without_vgg_is_l1_plus_feature_matching() -> None:
+    """Without VGG19: L1(sr, hr) + w x mean over the discriminator's 8 blocks of L1(D_k(sr), D_k(hr)),
+    with the activations taken by hand, after each LeakyReLU."""
+    torch.manual_seed(0)
+    disc = Discriminator().eval()  # batch norm on running statistics: the same maps in both passes
+    loss_fn = SRGANGeneratorLoss(None, adv_weight=1e-3, fm_weight=0.25)
+    hr = torch.rand(2, 3, 32, 32)
+    sr = (hr + 0.1 * torch.randn_like(hr)).requires_grad_(True)
+    parts = loss_fn(sr, hr, disc)
+
+    def maps(x):
+        out = []
+        for layer in disc.body:
+            x = layer(x)
+            if isinstance(layer, torch.nn.LeakyReLU):
+                out.append(x)
+        return out
+
+    with torch.no_grad():
+        pairs = list(zip(maps(sr.detach()), maps(hr), strict=True))
+        matching = sum((a - b).abs().mean().item() for a, b in pairs) / len(pairs)
+        content = (sr.detach() - hr).abs().mean().item() + 0.25 * matching
+        adversarial = -torch.log(torch.sigmoid(disc(sr.detach()).double())).mean().item()
+    assert len(pairs) == 8 and matching > 0
+    assert parts["content"].item() == pytest.approx(content, rel=1e-4)
+    assert parts["loss"].item() == pytest.approx(content + 1e-3 * adversarial, rel=1e-4)
+    parts["loss"].backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert loss_fn(hr, hr, disc)["content"].item() == 0.0
 
 
 def test_missing_vgg_weights_is_a_clear_error(tmp_path: Path) -> None:
@@ -203,12 +235,22 @@ def test_srgan_trains_from_srresnet_with_given_vgg(tiny_data, tmp_path: Path) ->
     config = _config(tiny_data, tmp_path / "gan.pt", model="srgan", steps=2, val_every=2, batch=2, lr=1e-4)
     with pytest.raises(ModelError, match="--init"):
         train(config)
-    with pytest.raises(ModelError, match="no VGG19 weights"):
-        train(replace(config, init=str(init)))
     result = train(replace(config, init=str(init), vgg_weights=str(vgg)))
     assert result.step == 2
-    assert read_metadata(result.weights)["architecture"] == "srresnet"
+    meta = read_metadata(result.weights)
+    assert meta["architecture"] == "srresnet" and meta["recipe"]["loss"] == "vgg54+0.001xadversarial"
     assert "disc" in torch.load(result.checkpoint, weights_only=True)
+
+
+def test_srgan_without_vgg_fine_tunes_the_network_it_is_given(tiny_data, tmp_path: Path) -> None:
+    init = tmp_path / "lite_x2.safetensors"
+    lite = srresnet(scale=2, config="lite")
+    save_weights(lite, init, {"architecture": "srresnet", "scale": 2, "arch_config": arch_config("srresnet", "lite")})
+    config = _config(tiny_data, tmp_path / "gan.pt", model="srgan", steps=2, val_every=2, batch=2, lr=1e-4)
+    result = train(replace(config, init=str(init)))
+    meta = read_metadata(result.weights)
+    assert meta["arch_config"] == arch_config("srresnet", "lite")
+    assert meta["recipe"]["loss"] == "l1+0.1xfeature-matching+0.001xadversarial"
 
 
 def test_cli_train_then_eval(tiny_data, tmp_path: Path) -> None:

@@ -62,8 +62,10 @@ def test_robust_espcn_adds_a_bicubic_upscale() -> None:
 def test_unknown_variant() -> None:
     with pytest.raises(ModelError, match="unknown espcn variant 'huge'"):
         arch_config("espcn", "huge")
-    with pytest.raises(ModelError, match="srresnet has no architecture variants"):
+    with pytest.raises(ModelError, match="unknown srresnet variant 'robust'; choose from paper, lite"):
         arch_config("srresnet", "robust")
+    with pytest.raises(ModelError, match="bicubic has no architecture variants"):
+        arch_config("bicubic", "lite")
 
 
 def test_init_from_another_scale_loads_the_body(tmp_path) -> None:

@@ -10,9 +10,8 @@ from vidsr.cli.common import debug_option, emit_json, handle_errors
 
 
 def _needs(name: str, scale: int) -> str:
-    if name == "srgan":
-        return "VGG19 ImageNet features: vidsr train --model srgan --init SRRESNET --vgg-weights VGG19.pth"
-    return f"vidsr train --model {name} --scale {scale} --data ../shared/data/train --val ../shared/data/val"
+    init = " --init SRRESNET.safetensors" if name == "srgan" else ""
+    return f"vidsr train --model {name} --scale {scale}{init} --data ../shared/data/train --val ../shared/data/val"
 
 
 def _model_rows() -> list[dict]:

@@ -33,18 +33,36 @@ _SCALES = click.Choice(["2", "3", "4"])
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (mixed precision on CUDA).")
 @click.option("--val-every", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--val-crop", type=click.IntRange(min=0), default=0, help="Validate on centre crops of this side.")
-@click.option("--init", type=click.Path(dir_okay=False, path_type=Path), default=None, help="srgan: srresnet weights.")
+@click.option(
+    "--init",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Weights to start from: srgan's trained srresnet, or any fitting network (x2 body for x4).",
+)
 @click.option(
     "--vgg-weights",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="srgan: torchvision VGG19 state dict.",
+    help="srgan: torchvision VGG19 state dict, for the paper's VGG content loss "
+    "[without: pixel L1 + discriminator feature matching].",
 )
 @click.option("--adv-weight", type=float, default=1e-3, show_default=True, help="srgan: adversarial loss weight.")
 @click.option(
+    "--fm-weight",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="srgan without --vgg-weights: feature-matching weight beside pixel L1.",
+)
+@click.option(
     "--stop-at", type=click.IntRange(min=0), default=0, help="Checkpoint and stop after this step (resume later)."
 )
-@click.option("--arch", default="", help="Architecture variant: espcn paper (the paper's 3 layers, default) or robust.")
+@click.option(
+    "--arch",
+    default="",
+    help="Architecture variant: espcn paper (the paper's 3 layers, default) or robust; "
+    "srresnet/srgan paper (default) or lite.",
+)
 @click.option(
     "--degradations",
     type=click.Choice(["protocol", "robust-v1"]),

@@ -16,6 +16,7 @@ from vidsr.models.espcn import CONFIGS as ESPCN_CONFIGS
 from vidsr.models.espcn import espcn
 from vidsr.models.interpolation import interpolation
 from vidsr.models.spec import ModelSpec
+from vidsr.models.srresnet import CONFIGS as SRRESNET_CONFIGS
 from vidsr.models.srresnet import srresnet
 from vidsr.models.weights import WEIGHT_SETS, load_weights, read_metadata, shipped_sets, shipped_weights_path
 
@@ -70,6 +71,10 @@ def arch_config(name: str, variant: str = "") -> dict[str, Any]:
         if variant and variant not in ESPCN_CONFIGS:
             raise ModelError(f"unknown espcn variant {variant!r}; choose from {', '.join(ESPCN_CONFIGS)}")
         return {"config": ESPCN_CONFIGS[variant or "paper"].to_dict()}
+    if spec.architecture == "srresnet":
+        if variant and variant not in SRRESNET_CONFIGS:
+            raise ModelError(f"unknown srresnet variant {variant!r}; choose from {', '.join(SRRESNET_CONFIGS)}")
+        return {"config": SRRESNET_CONFIGS[variant or "paper"].to_dict()}
     if variant:
         raise ModelError(f"{name} has no architecture variants (asked for {variant!r})")
     return {}
@@ -88,7 +93,7 @@ def _resolve_weights(spec: ModelSpec, scale: int, weights: str | Path | None) ->
         if path is None:
             have = ", ".join(shipped_sets(spec.name, scale)) or "none"
             wanted = f"the {name} weights" if name else "trained weights"
-            extra = " --init SRRESNET.safetensors --vgg-weights VGG19.pth" if spec.name == "srgan" else ""
+            extra = " --init SRRESNET.safetensors" if spec.name == "srgan" else ""
             raise ModelError(
                 f"{wanted} for {spec.name} x{scale} do not ship (shipped sets: {have}); "
                 f"train them with `vidsr train --model {spec.name} --scale {scale}{extra} "

@@ -1,26 +1,75 @@
-"""SRResNet, the SRGAN generator (Ledig et al., CVPR 2017).
+"""SRResNet, the SRGAN generator (Ledig et al., CVPR 2017), and a lighter variant of the same family.
 
-A 9x9 head, 16 residual blocks of 64 channels with batch norm and PReLU, a
-long skip, then PixelShuffle x2 stages (one x3 stage for scale 3) and a 9x9
-tail.  ``srresnet`` is this network trained on pixel loss; ``srgan`` is the
-same network fine-tuned with VGG content and adversarial losses.
+``srresnet`` is this network trained on pixel loss; ``srgan`` is the same network
+fine-tuned with a perceptual and an adversarial loss.  Two configurations (a
+weights file names its own under ``arch_config``, so ``build_model`` builds the
+network that fits it):
+
+* ``paper``: a 9x9 head, 16 residual blocks of 64 channels with batch norm and
+  PReLU, a long skip, PixelShuffle x2 stages (one x3 stage for scale 3), a 9x9 tail.
+* ``lite``: what a 2-core CPU can train in an hour and run on video: 8 residual
+  blocks of 48 channels without batch norm (EDSR found it only costs there), a
+  3x3 head, and one convolution to ``3 x scale^2`` channels and one PixelShuffle
+  in place of the upsampling stages and the 9x9 tail, which run at 4x and 16x
+  the pixels at x4 and cost more than the whole body.  Its output is added to a
+  bicubic upscale of the input (a global residual, as VDSR), so it starts as
+  bicubic and learns only the missing detail.  About a sixth of the paper's FLOPs.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
+@dataclass(frozen=True)
+class SRResNetConfig:
+    """The shape of an SRResNet-family network."""
+
+    features: int = 64
+    blocks: int = 16
+    batch_norm: bool = True
+    head_kernel: int = 9
+    upsample: Literal["stages", "shuffle"] = "stages"  # paper's conv+shuffle stages and 9x9 tail, or one shuffle
+    residual: bool = False  # add a bicubic upscale of the input to the output
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SRResNetConfig:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def receptive_radius(self) -> int:
+        """Low-resolution pixels each output pixel depends on, each side."""
+        body = self.head_kernel // 2 + 2 * self.blocks + 1  # every body conv is 3x3
+        if self.upsample == "shuffle":
+            return body + 1  # the output conv; the bicubic residual reaches only 2
+        # The stage convs and the 9x9 tail run at 1x..scale x: under 3 LR pixels together at every scale.
+        return body + 3
+
+
+PAPER = SRResNetConfig()
+LITE = SRResNetConfig(features=48, blocks=8, batch_norm=False, head_kernel=3, upsample="shuffle", residual=True)
+CONFIGS = {"paper": PAPER, "lite": LITE}
+_FACTORS = {2: [2], 3: [3], 4: [2, 2]}
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, features: int) -> None:
+    def __init__(self, features: int, batch_norm: bool = True) -> None:
         super().__init__()
+        norm = (lambda: nn.BatchNorm2d(features)) if batch_norm else nn.Identity
         self.body = nn.Sequential(
             nn.Conv2d(features, features, 3, padding=1),
-            nn.BatchNorm2d(features),
+            norm(),
             nn.PReLU(features),
             nn.Conv2d(features, features, 3, padding=1),
-            nn.BatchNorm2d(features),
+            norm(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -28,31 +77,66 @@ class ResidualBlock(nn.Module):
 
 
 def _upsample_stages(scale: int, features: int) -> list[nn.Module]:
-    factors = {2: [2], 3: [3], 4: [2, 2]}.get(scale)
-    if factors is None:
-        raise ValueError(f"SRResNet supports scales 2, 3 and 4, not {scale}")
     stages: list[nn.Module] = []
-    for f in factors:
+    for f in _FACTORS[scale]:
         stages += [nn.Conv2d(features, features * f * f, 3, padding=1), nn.PixelShuffle(f), nn.PReLU(features)]
     return stages
 
 
 class SRResNet(nn.Module):
-    def __init__(self, scale: int, channels: int = 3, features: int = 64, blocks: int = 16) -> None:
+    def __init__(self, scale: int, channels: int = 3, config: SRResNetConfig = PAPER) -> None:
         super().__init__()
+        if scale not in _FACTORS:
+            raise ValueError(f"SRResNet supports scales 2, 3 and 4, not {scale}")
         self.scale = scale
-        self.head = nn.Sequential(nn.Conv2d(channels, features, 9, padding=4), nn.PReLU(features))
-        self.body = nn.Sequential(*(ResidualBlock(features) for _ in range(blocks)))
-        self.body_tail = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.BatchNorm2d(features))
-        self.upsample = nn.Sequential(*_upsample_stages(scale, features))
-        self.tail = nn.Conv2d(features, channels, 9, padding=4)
+        self.config = config
+        self.receptive_radius = config.receptive_radius
+        f = config.features
+        self.head = nn.Sequential(
+            nn.Conv2d(channels, f, config.head_kernel, padding=config.head_kernel // 2), nn.PReLU(f)
+        )
+        self.body = nn.Sequential(*(ResidualBlock(f, config.batch_norm) for _ in range(config.blocks)))
+        self.body_tail = nn.Sequential(
+            nn.Conv2d(f, f, 3, padding=1), nn.BatchNorm2d(f) if config.batch_norm else nn.Identity()
+        )
+        if config.upsample == "stages":
+            self.upsample = nn.Sequential(*_upsample_stages(scale, f))
+            self.tail: nn.Module = nn.Conv2d(f, channels, 9, padding=4)
+        else:
+            self.upsample = nn.Sequential(nn.Conv2d(f, channels * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+            self.tail = nn.Identity()
+        if not config.batch_norm:
+            self._init_without_norm()
+
+    def _init_without_norm(self) -> None:
+        # Without batch norm nothing rescales the residual stream: each block's last conv
+        # starts small so eight blocks add up to a modest change, and with the bicubic
+        # residual a zero output conv starts the network as exactly bicubic.
+        for block in self.body:
+            block.body[3].weight.data.mul_(0.1)
+        if self.config.residual:
+            last = self.upsample[0]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
         body = self.body_tail(self.body(head)) + head
-        return self.tail(self.upsample(body))
+        out = self.tail(self.upsample(body))
+        if self.config.residual:
+            out = out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return out
 
 
-def srresnet(*, scale: int, blocks: int = 16) -> SRResNet:
-    """SRResNet / SRGAN generator for RGB at ``scale`` (2, 3 or 4)."""
-    return SRResNet(scale, blocks=blocks)
+def srresnet(
+    *, scale: int, blocks: int | None = None, config: SRResNetConfig | dict[str, Any] | str = PAPER
+) -> SRResNet:
+    """SRResNet / SRGAN generator for RGB at ``scale`` (2, 3 or 4); ``config`` a name, dict or config,
+    ``blocks`` overrides its number of residual blocks (small networks for tests)."""
+    if isinstance(config, str):
+        config = CONFIGS[config]
+    elif isinstance(config, dict):
+        config = SRResNetConfig.from_dict(config)
+    if blocks is not None:
+        config = SRResNetConfig(**{**config.to_dict(), "blocks": blocks})
+    return SRResNet(scale, config=config)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# Not in place: feature matching keeps every block's activation for the backward pass.
+
 
 def _block(cin: int, cout: int, stride: int, bn: bool = True) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride, 1)]
     if bn:
         layers.append(nn.BatchNorm2d(cout))
-    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    layers.append(nn.LeakyReLU(0.2))
     return layers
 
 
@@ -36,5 +38,13 @@ class Discriminator(nn.Module):
             nn.Flatten(), nn.Linear(8 * f * 36, 1024), nn.LeakyReLU(0.2, inplace=True), nn.Linear(1024, 1)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.body(x))).squeeze(1)
+    def forward(self, x: torch.Tensor, *, features: bool = False) -> torch.Tensor | tuple[torch.Tensor, list]:
+        """One logit per image; with ``features``, also the activation after each conv block (feature matching)."""
+        if not features:
+            return self.head(self.pool(self.body(x))).squeeze(1)
+        maps = []
+        for layer in self.body:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                maps.append(x)
+        return self.head(self.pool(x)).squeeze(1), maps

@@ -62,6 +62,7 @@ class TrainConfig:
     init: str | None = None  # srgan: trained srresnet weights to start from
     vgg_weights: str | None = None  # srgan: torchvision-format VGG19 state dict
     adv_weight: float = 1e-3
+    fm_weight: float = 0.1  # srgan without VGG: weight of discriminator feature matching beside pixel L1
     stop_at: int = 0  # >0: checkpoint and stop after this step, as an interruption would (resumable)
     progress: bool = True
     arch: str = ""  # architecture variant (espcn: "paper" or "robust"); "" is the family's default
@@ -177,6 +178,23 @@ def _history(config: TrainConfig) -> list[dict[str, Any]]:
     return []
 
 
+def network_config(config: TrainConfig) -> dict[str, Any]:
+    """The architecture trained: ``--arch`` when given, else that of the ``--init`` weights (same family), else
+    the family's default; so ``srgan --init srresnet_lite.safetensors`` fine-tunes the network it is given."""
+    if not config.arch and config.init and Path(config.init).suffix == ".safetensors":
+        meta = read_metadata(config.init)
+        if meta.get("architecture") == get_spec(config.model).architecture and "arch_config" in meta:
+            return meta["arch_config"]
+    return arch_config(config.model, config.arch)
+
+
+def _loss_name(config: TrainConfig) -> str:
+    if config.model != "srgan":
+        return config.loss
+    content = "vgg54" if config.vgg_weights else f"l1+{config.fm_weight:g}xfeature-matching"
+    return f"{content}+{config.adv_weight:g}xadversarial"
+
+
 def export_metadata(
     config: TrainConfig, seconds: float, final: Any, steps_done: int, matrix: Any = None
 ) -> dict[str, Any]:
@@ -186,7 +204,7 @@ def export_metadata(
         "patch": config.hr_patch,
         "batch": config.batch,
         "lr": config.lr,
-        "loss": "vgg54+adversarial" if config.model == "srgan" else config.loss,
+        "loss": _loss_name(config),
         "seed": config.seed,
         "data": _short_path(config.data),
         "device": config.device,
@@ -196,7 +214,7 @@ def export_metadata(
     }
     meta = {
         "architecture": spec.architecture,
-        "arch_config": arch_config(config.model, config.arch),
+        "arch_config": network_config(config),
         "model": config.model,
         "scale": config.scale,
         "recipe": recipe,
@@ -219,7 +237,7 @@ def export_weights(
     """Write ``state`` as fp16 safetensors with metadata measured, from the fp16 weights, on the full val set:
     the protocol's PSNR/SSIM and every row of the degradation matrix."""
     spec = get_spec(config.model)
-    module = build_module(config.model, config.scale, arch_config(config.model, config.arch))
+    module = build_module(config.model, config.scale, network_config(config))
     # Measure what ships: round-trip through fp16 first.
     module.load_state_dict({k: v.half().to(v.dtype) if v.is_floating_point() else v for k, v in state.items()})
     module.to(config.device).eval()
@@ -245,7 +263,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
 
     _seed_everything(config.seed)
-    model = build_module(config.model, config.scale, arch_config(config.model, config.arch))
+    model = build_module(config.model, config.scale, network_config(config))
     if config.init and config.model == "srgan":
         load_weights(model, config.init, arch=spec.architecture, scale=config.scale)
     elif config.init:
@@ -270,7 +288,8 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         from vidsr.train.discriminator import Discriminator
         from vidsr.train.vgg import load_vgg19
 
-        gen_loss = SRGANGeneratorLoss(load_vgg19(config.vgg_weights).to(device), config.adv_weight)
+        vgg = load_vgg19(config.vgg_weights).to(device) if config.vgg_weights else None
+        gen_loss = SRGANGeneratorLoss(vgg, config.adv_weight, config.fm_weight)
         disc = Discriminator().to(device).train()
         disc_opt = torch.optim.Adam(disc.parameters(), lr=config.lr)
 
@@ -313,7 +332,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
     # What `--weights run.best.safetensors` needs to rebuild this network.
     arch_meta = {
         "architecture": spec.architecture,
-        "arch_config": arch_config(config.model, config.arch),
+        "arch_config": network_config(config),
         "model": config.model,
         "scale": config.scale,
     }
@@ -333,7 +352,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
                 if disc is None:
                     loss = criterion(sr.float(), hr_img)
                 else:
-                    parts = gen_loss(sr.float(), hr_img, disc(sr))
+                    parts = gen_loss(sr.float(), hr_img, disc)
                     loss = parts["loss"]
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

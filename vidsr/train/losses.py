@@ -1,4 +1,13 @@
-"""Training objectives: pixel loss for PSNR models, VGG content + adversarial loss for SRGAN."""
+"""Training objectives: pixel loss for PSNR models, a content + adversarial loss for SRGAN.
+
+SRGAN's content loss is the paper's VGG19 feature distance when ImageNet VGG19
+weights are given (``--vgg-weights``); vidsr cannot download them, so without them
+it is pixel L1 plus discriminator feature matching (Salimans et al. 2016, as in
+pix2pixHD): the distance between the discriminator's activations on the output
+and on the real image.  The discriminator is trained on exactly the difference
+between real and super-resolved textures, so its features are a learned
+perceptual metric that needs nothing from outside.
+"""
 
 from __future__ import annotations
 
@@ -22,17 +31,30 @@ def pixel_loss(name: str) -> nn.Module:
 
 
 class SRGANGeneratorLoss(nn.Module):
-    """Ledig et al.'s perceptual loss: VGG5,4 content MSE + ``adv_weight`` x adversarial (-log D(G(LR)))."""
+    """Content + ``adv_weight`` x adversarial (-log D(G(LR))).
 
-    def __init__(self, vgg: nn.Module, adv_weight: float = 1e-3) -> None:
+    Content: with ``vgg``, Ledig et al.'s VGG5,4 feature MSE; without, pixel L1 +
+    ``fm_weight`` x the mean L1 distance of the discriminator's block activations.
+    """
+
+    def __init__(self, vgg: nn.Module | None, adv_weight: float = 1e-3, fm_weight: float = 0.1) -> None:
         super().__init__()
         self.vgg = vgg
         self.adv_weight = adv_weight
+        self.fm_weight = fm_weight
 
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            target = self.vgg(hr) * VGG_RESCALE
-        content = F.mse_loss(self.vgg(sr) * VGG_RESCALE, target)
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor, disc: nn.Module) -> dict[str, torch.Tensor]:
+        if self.vgg is not None:
+            fake_logits = disc(sr)
+            with torch.no_grad():
+                target = self.vgg(hr) * VGG_RESCALE
+            content = F.mse_loss(self.vgg(sr) * VGG_RESCALE, target)
+        else:
+            fake_logits, fake_maps = disc(sr, features=True)
+            with torch.no_grad():
+                _, real_maps = disc(hr, features=True)
+            matching = torch.stack([F.l1_loss(f, r) for f, r in zip(fake_maps, real_maps, strict=True)]).mean()
+            content = F.l1_loss(sr, hr) + self.fm_weight * matching
         adversarial = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
         return {"loss": content + self.adv_weight * adversarial, "content": content, "adversarial": adversarial}
 
