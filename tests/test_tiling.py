@@ -18,8 +18,8 @@ import torch
 
 from vidsr.models import LoadedModel, get_spec
 from vidsr.models.espcn import espcn
-from vidsr.models.srresnet import srresnet
 from vidsr.models.interpolation import Interpolation
+from vidsr.models.srresnet import srresnet
 from vidsr.tiling import TilePlan, _cuts, overlap_for, plan_tiles, run_tiled
 from vidsr.upscaler import Upscaler
 
