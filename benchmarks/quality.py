@@ -39,6 +39,7 @@ from vidsr.evaluate import (  # noqa: E402
 from vidsr.metrics import luma_255  # noqa: E402
 from vidsr.models import build_model, get_spec  # noqa: E402
 from vidsr.models.weights import SHIPPED_DIR, read_metadata, shipped_weights_path  # noqa: E402
+from vidsr.niqe import mean_niqe, niqe  # noqa: E402
 
 # The protocol targets (val PSNR-Y, dB) and the bar for the default weights on the matrix.
 TARGETS = {("espcn", 2): 33.0, ("espcn", 4): 28.4, ("srresnet", 2): 33.5, ("srresnet", 4): 28.9}
@@ -90,15 +91,17 @@ def main() -> None:
     kept = json.loads(old.read_text())["entries"] if args.reuse and old.is_file() else []
     for path in sorted(SHIPPED_DIR.glob("*.safetensors")):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        same = [e for e in kept if e.get("weights") == path.name and e.get("sha256") == digest]
-        if same:
-            entries += same
-            continue
         meta = read_metadata(path)
         model, scale, weight_set = meta["model"], int(meta["scale"]), path.stem.split(".")[1]
-        started = time.perf_counter()
         loaded = build_model(model, scale, weights=weight_set)
         upscale = module_upscaler(loaded.module, loaded.spec.colour)
+        same = [e for e in kept if e.get("weights") == path.name and e.get("sha256") == digest]
+        if same:
+            if "niqe" not in same[0]:  # kept from before NIQE was measured
+                same[0]["niqe"] = round(mean_niqe(images, scale, upscale), 3)
+            entries += same
+            continue
+        started = time.perf_counter()
         protocol = evaluate_images(images, scale, upscale, model=model)
         matrix = evaluate_matrix(images, scale, upscale, rows, model=model)
         entries.append(
@@ -115,6 +118,7 @@ def main() -> None:
                 "degradations": (meta.get("degradations") or {"name": "protocol"})["name"],
                 "protocol": protocol.to_dict(),
                 "matrix": matrix.to_dict(),
+                "niqe": round(mean_niqe(images, scale, upscale), 3),
                 "target_psnr": TARGETS.get((model, scale)),
                 "seconds": round(time.perf_counter() - started, 1),
             }
@@ -135,6 +139,11 @@ def main() -> None:
                 )
                 print(f"OpenCV {name} x{scale}: matrix mean gain {matrix.mean_gain:+.2f}", flush=True)
 
+    # NIQE of the plain scaler and of the photos themselves, the two ends of the naturalness scale.
+    niqe_reference = {
+        "original": round(float(np.mean([niqe(luma_255(hr).numpy()) for _, hr in images])), 3),
+        "bicubic": {str(s): round(mean_niqe(images, s, None), 3) for s in sorted({e["scale"] for e in entries})},
+    }
     cpu = (
         next(
             (
@@ -155,6 +164,7 @@ def main() -> None:
         "images": len(images),
         "rows": {r.name: r.description for r in rows},
         "entries": entries,
+        "niqe_reference": niqe_reference,
         "skipped": skipped,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -168,6 +178,33 @@ def _trained(entry: dict) -> str:
     steps = sum(h.get("steps", 0) for h in history)
     minutes = sum(h.get("seconds", 0) for h in history) / 60
     return f"{steps} steps, {minutes:.0f} min, {history[-1].get('device', '?')}" if steps else "—"
+
+
+def _render_niqe(payload: dict, ours: list[dict]) -> list[str]:
+    ref = payload.get("niqe_reference")
+    if not ref:
+        return []
+    lines = [
+        "",
+        "## Naturalness (NIQE, no reference; lower is more natural)",
+        "",
+        "PSNR rewards the blur that averages plausible textures; SRGAN is trained to trade PSNR for texture.",
+        "NIQE (`vidsr/niqe.py`) measures how far the statistics of the output's local contrast lie from those",
+        "of pristine photographs, without looking at the original. Its pristine model is fit on vidsr's",
+        "training photographs (`python -m vidsr.niqe --fit ../shared/data/train`), so the figures compare",
+        "with each other, not with published NIQE. Mean over the protocol's outputs on the validation photos;",
+        f"the photos themselves score {ref['original']:.2f}.",
+        "",
+        "| scale | bicubic | " + " | ".join(["weights", "NIQE", "PSNR-Y"]) + " |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for e in sorted(ours, key=lambda e: (e["scale"], e["model"], not e["default"])):
+        if "niqe" in e:
+            bicubic = ref["bicubic"].get(str(e["scale"]))
+            lines.append(
+                f"| x{e['scale']} | {bicubic:.2f} | {e['name']} | {e['niqe']:.2f} | {e['protocol']['psnr']:.2f} |"
+            )
+    return lines
 
 
 def render(payload: dict) -> str:
@@ -234,6 +271,7 @@ def render(payload: dict) -> str:
                 + " | ".join(f"{r['gain']:+.2f}" for r in m["rows"])
                 + f" | {m['mean_gain']:+.2f} | {'met' if meets else 'not met'} |"
             )
+    lines += _render_niqe(payload, ours)
     missing = [
         f"{m} x{s}"
         for m in ("espcn", "srresnet", "srgan")

@@ -1,11 +1,14 @@
 """A labelled crop: bicubic | each shipped weights set | original, for the README.
 
     .venv/bin/python benchmarks/side_by_side.py [--model espcn --scale 4 --image butterfly.png --degradation bicubic]
+    .venv/bin/python benchmarks/side_by_side.py --model srresnet,srgan --degradation bicubic-aa \
+        --image baboon.png --crop 40 200 128 --out benchmarks/srgan_side_by_side.png
 
-Writes ``benchmarks/side_by_side.png``.  The LR input is made by one row of the
-degradation matrix (:data:`vidsr.degrade.MATRIX`; default ``bicubic``: no antialiasing,
-the aliased LR of plain decimation and ``cv2.resize``, where the paper-protocol weights
-fail); ESPCN upscales Y and the chroma is upscaled bicubic, exactly as vidsr does on video.
+Writes ``benchmarks/side_by_side.png``: every shipped set of each ``--model`` (a comma
+list).  The LR input is made by one row of the degradation matrix
+(:data:`vidsr.degrade.MATRIX`; default ``bicubic``: no antialiasing, the aliased LR of
+plain decimation and ``cv2.resize``, where the paper-protocol weights fail); ESPCN
+upscales Y and the chroma is upscaled bicubic, exactly as vidsr does on video.
 """
 
 from __future__ import annotations
@@ -46,21 +49,24 @@ def to_pil(x: torch.Tensor) -> Image.Image:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="espcn")
+    parser.add_argument("--model", default="espcn", help="A model, or a comma list of models.")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--degradation", default="bicubic", choices=list(MATRIX))
-    parser.add_argument("--image", type=Path, default=ROOT.parent / "shared" / "data" / "val" / "butterfly.png")
+    parser.add_argument("--image", type=Path, default=Path("butterfly.png"), help="A path, or a name in --val.")
+    parser.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "val")
     parser.add_argument("--crop", type=int, nargs=3, default=(100, 150, 128), metavar=("TOP", "LEFT", "SIZE"))
     parser.add_argument("--zoom", type=int, default=2, help="Enlarge each panel (nearest) for visibility.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "side_by_side.png")
     args = parser.parse_args()
 
-    hr = mod_crop(load_rgb(args.image), args.scale)
-    lr = MATRIX[args.degradation].make(hr, args.scale, row_rng(args.degradation, args.image.name))
+    image = args.image if args.image.is_file() else args.val / args.image
+    hr = mod_crop(load_rgb(image), args.scale)
+    lr = MATRIX[args.degradation].make(hr, args.scale, row_rng(args.degradation, image.name))
     top, left, size = args.crop
     panels = {f"bicubic x{args.scale}, LR: {args.degradation}": bicubic_up(lr, args.scale)}
-    for weight_set in shipped_sets(args.model, args.scale):
-        panels[f"{args.model} {weight_set}"] = upscale(args.model, args.scale, lr, weight_set)
+    for model in args.model.split(","):
+        for weight_set in shipped_sets(model, args.scale):
+            panels[f"{model} {weight_set}"] = upscale(model, args.scale, lr, weight_set)
     panels["original"] = hr
     side = size * args.zoom
     sheet = Image.new("RGB", (side * len(panels) + 4 * (len(panels) - 1), side + LABEL_HEIGHT), "white")
@@ -72,7 +78,7 @@ def main() -> None:
         draw.text((x + 4, 5), label, fill="black")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, optimize=True)
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB), crop of {args.image.name}, LR: {args.degradation}")
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB), crop of {image.name}, LR: {args.degradation}")
 
 
 if __name__ == "__main__":

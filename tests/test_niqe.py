@@ -11,8 +11,9 @@ from PIL import Image
 from scipy import ndimage
 
 from vidsr.errors import InputError
-from vidsr.evaluate import list_images
-from vidsr.niqe import MODEL_FILE, _luma, aggd, fit_pristine, niqe
+from vidsr.evaluate import list_images, load_rgb
+from vidsr.metrics import luma_255
+from vidsr.niqe import MODEL_FILE, _luma, aggd, fit_pristine, mean_niqe, niqe
 
 
 @pytest.fixture
@@ -48,6 +49,12 @@ def test_blur_noise_and_upscaling_score_worse(lumas):
     assert mean(lambda x: ndimage.gaussian_filter(x, 2.0)) > clean + 1.0
     assert mean(_bicubic_x4) > clean + 1.0
     assert mean(lambda x: (x + rng.normal(scale=15.0, size=x.shape)).astype(np.float32)) > clean + 5.0
+
+
+def test_mean_niqe_of_bicubic_is_worse_than_the_originals():
+    images = [(p.name, load_rgb(p)) for p in list_images(data_path("val"))[:3]]
+    originals = float(np.mean([niqe(luma_255(hr).numpy()) for _, hr in images]))
+    assert mean_niqe(images, 4, None) > originals + 1.0
 
 
 def test_shipped_model_is_what_the_fit_command_makes():

@@ -6,7 +6,8 @@ reference.  It fits generalised Gaussians to the locally normalised (MSCN)
 luminance of 96x96 patches at two scales and measures how far their statistics
 lie from those of pristine photographs.
 
-The features follow the authors' MATLAB code.  Its pristine model (125 photographs)
+The features follow the authors' MATLAB code, on the BT.601 studio luma every vidsr
+figure is measured on (MSCN coefficients barely depend on the range).  Its pristine model (125 photographs)
 is not redistributable here and cannot be downloaded, so vidsr fits its own the
 same way (the sharpest patches of each image) on its training photographs and
 ships it as ``niqe_pristine.json`` (36 means and a covariance): ``python -m
@@ -20,14 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import linalg, ndimage, special
 
 from vidsr.errors import InputError
+from vidsr.evaluate import Upscale, bicubic_upscaler, list_images, load_rgb, protocol_lr
+from vidsr.metrics import luma_255
 
 MODEL_FILE = Path(__file__).with_name("niqe_pristine.json")
 PATCH = 96
@@ -135,9 +140,8 @@ def fit_pristine(lumas: list[np.ndarray], sharpness: float = 0.75) -> tuple[np.n
 
 
 def _luma(path: Path) -> np.ndarray:
-    # MATLAB's rgb2gray weights, on 0..255, as the pristine model was fit.
-    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
-    return (rgb @ np.array([0.2989, 0.5870, 0.1140])).astype(np.float32)
+    # The luminance every vidsr figure is measured on: BT.601 studio Y, code values 0..255.
+    return luma_255(load_rgb(path)).numpy().astype(np.float32)
 
 
 def niqe_file(path: str | Path) -> float:
@@ -145,9 +149,13 @@ def niqe_file(path: str | Path) -> float:
     return niqe(_luma(Path(path)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    from vidsr.evaluate import list_images
+def mean_niqe(images: Iterable[tuple[str, torch.Tensor]], scale: int, upscale: Upscale | None) -> float:
+    """Mean NIQE of ``upscale``'s outputs on the protocol's LR of each HR image (bicubic when None)."""
+    upscale = upscale or bicubic_upscaler(scale)
+    return float(np.mean([niqe(upscale(protocol_lr(hr, scale)).numpy()) for _, hr in images]))
 
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fit NIQE's pristine model, or score images.")
     parser.add_argument(
         "--fit", metavar="DIR", help=f"fit the pristine model on DIR's photographs into {MODEL_FILE.name}"
