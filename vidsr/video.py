@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,8 @@ def upscale_video(
     )
     final = Path(dst) if dst is not None else default_output(src, up.scale)
     encode = encode or EncodeOptions()
+    if encode.pix_fmt is None:
+        encode = replace(encode, pix_fmt="yuv420p")
     sub_x, sub_y = pixel_layout(encode.pix_fmt)
     if encode.codec and encode.codec.endswith("_nvenc"):
         check_encoder(encode.codec)  # fail before decoding anything: most GPUs' NVENC limits, H100's absence

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vidsr.cli.common import debug_option, emit_json, handle_errors, quiet_ffmpeg
 from vidsr.cli.options import encode_options, model_options
+
+if TYPE_CHECKING:
+    from vidsr.media.encoders import EncodeOptions
 
 
 @click.command()
@@ -56,10 +60,7 @@ def batch(
     no_compile: bool,
     engine_dir: Path | None,
     hwdec: str,
-    codec: str | None,
-    crf: int | None,
-    preset: str | None,
-    pix_fmt: str,
+    encode: EncodeOptions,
     jobs: int | None,
     threads: int | None,
     executor: str,
@@ -80,7 +81,6 @@ def batch(
     input is done.
     """
     from vidsr.batch import BatchOptions, RuntimeSettings, UpscaleSettings, format_summary, run_batch
-    from vidsr.media.sink import EncodeOptions
 
     if quiet or as_json:
         quiet_ffmpeg()
@@ -90,7 +90,7 @@ def batch(
             model,
             scale,
             str(weights) if weights else None,
-            EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+            encode,
         ),
         runtime=RuntimeSettings(
             device,

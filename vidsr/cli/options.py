@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,11 +52,31 @@ _ENCODE_OPTIONS = (
         show_default=True,
         help="Decode on the GPU with NVDEC (auto: where FFmpeg and the GPU allow).",
     ),
-    click.option("--codec", help="Video encoder: libx264, libx265, h264_nvenc... [libx264; mpeg4 for .avi]."),
+    click.option("--codec", help="Video encoder: libx264, libx265, ffv1, h264_nvenc... [libx264; mpeg4 for .avi]."),
     click.option("--crf", type=click.IntRange(0, 63), help="Constant rate factor (mpeg4: quantiser) [encoder's]."),
+    click.option("--qp", type=click.IntRange(0, 63), help="Constant quantiser (x264, x265, NVENC; x264: 0 lossless)."),
+    click.option(
+        "--lossless",
+        is_flag=True,
+        help="Lossless output: FFV1 for .mkv/.avi, x264 at qp 0 for .mp4, or --codec's lossless mode.",
+    ),
     click.option("--preset", help="Encoder preset, e.g. veryfast, medium, slow [encoder default]."),
-    click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format (yuv420p, yuv444p...)."),
+    click.option(
+        "--pix-fmt",
+        default="auto",
+        show_default=True,
+        help="Output pixel format (yuv420p, yuv444p, yuv420p10le...); auto: yuv420p, or the input's own for 10/12-bit.",
+    ),
+    click.option(
+        "--deinterlace",
+        type=click.Choice(["auto", "on", "off"]),
+        default="auto",
+        show_default=True,
+        help="Deinterlace (bwdif) before the model; auto: when flags or FFmpeg's idet find interlaced input.",
+    ),
+    click.option("--field-rate", is_flag=True, help="Deinterlace to one frame per field (double frame rate)."),
 )
+_ENCODE_NAMES = ("codec", "crf", "qp", "lossless", "preset", "pix_fmt", "deinterlace", "field_rate")
 
 
 def _apply(options: tuple[Callable[..., Any], ...], fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -70,5 +91,17 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def encode_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--hwdec --codec --crf --preset --pix-fmt"""
-    return _apply(_ENCODE_OPTIONS, fn)
+    """--hwdec --codec --crf --qp --lossless --preset --pix-fmt --deinterlace --field-rate.
+
+    The command receives ``hwdec`` and one ``encode`` (an :class:`EncodeOptions`) for the rest."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from vidsr.media.encoders import EncodeOptions
+
+        values = {name: kwargs.pop(name) for name in _ENCODE_NAMES}
+        if values["pix_fmt"] == "auto":
+            values["pix_fmt"] = None
+        return fn(*args, encode=EncodeOptions(**values), **kwargs)
+
+    return _apply(_ENCODE_OPTIONS, wrapper)

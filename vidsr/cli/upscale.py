@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vidsr.cli.common import debug_option, emit_json, handle_errors, quiet_ffmpeg, sigterm_as_interrupt
 from vidsr.cli.options import encode_options, model_options
+
+if TYPE_CHECKING:
+    from vidsr.media.encoders import EncodeOptions
 
 
 @click.command()
@@ -40,10 +44,7 @@ def upscale(
     no_compile: bool,
     engine_dir: Path | None,
     hwdec: str,
-    codec: str | None,
-    crf: int | None,
-    preset: str | None,
-    pix_fmt: str,
+    encode: EncodeOptions,
     threads: int | None,
     overwrite: bool,
     quiet: bool,
@@ -55,7 +56,6 @@ def upscale(
     under its final name only once complete.
     """
     from vidsr.media.inputs import check_input_path
-    from vidsr.media.sink import EncodeOptions
     from vidsr.upscaler import Upscaler
     from vidsr.video import is_image, upscale_image_file, upscale_video
 
@@ -83,7 +83,6 @@ def upscale(
     if is_image(input_path):
         summary = upscale_image_file(input_path, output, overwrite=overwrite, upscaler=up)
     else:
-        encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
         summary = upscale_video(
             input_path,
             output,

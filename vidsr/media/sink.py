@@ -22,6 +22,8 @@ from pathlib import Path
 import av
 
 from vidsr.errors import OutputError
+from vidsr.media import encoders
+from vidsr.media.encoders import DEFAULT_CODECS, EncodeOptions  # noqa: F401  (re-exported: callers import them from here)
 from vidsr.media.passthrough import Passthrough
 from vidsr.media.source import PLANAR_8BIT, Planes, plane_view
 from vidsr.media.tags import ColourTags
@@ -29,28 +31,11 @@ from vidsr.media.tags import ColourTags
 log = logging.getLogger(__name__)
 
 
-DEFAULT_CODECS = {"avi": "mpeg4", "webm": "libvpx-vp9"}
-_FF_QP2LAMBDA = 118
 # FFmpeg colorspace enum values: the matrices players assume for untagged video.
 _BT709, _BT601 = {1}, {5, 6}
 _MATRIX_NAMES = {1: "BT.709", 5: "BT.601", 6: "BT.601", 9: "BT.2020"}
 _ABORT_WAIT = 2.0  # seconds abort() waits for a write in progress
 PARTIAL = re.compile(r"\.vidsr-(\d+)\.partial")  # in temporary names: the pid that writes them
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How the upscaled video is encoded.  ``None`` leaves the choice to the container / encoder.
-
-    ``codec`` None: libx264, except AVI (MPEG-4 Part 2, its native codec: FFmpeg reads
-    H.264 in AVI back one frame late) and WebM (VP9).  For mpeg4, ``crf`` is its quantiser.
-    """
-
-    codec: str | None = None
-    crf: int | None = None
-    preset: str | None = None
-    pix_fmt: str = "yuv420p"
-    extra: tuple[tuple[str, str], ...] = ()  # further encoder options, name/value
 
 
 @dataclass(frozen=True)
@@ -195,7 +180,7 @@ class VideoSink:
     def _add_video(self) -> av.video.stream.VideoStream:
         opts = self.encode_options
         fmt = self.container.format.name
-        codec = opts.codec or DEFAULT_CODECS.get(fmt, "libx264")
+        codec = encoders.codec_for(fmt, opts)
         if codec == "libx264" and fmt == "avi":
             self._warn("H.264 in AVI is read back one frame late by FFmpeg-based players; prefer .mp4 or .mkv")
         try:
@@ -229,17 +214,7 @@ class VideoSink:
         cc.color_primaries, cc.color_trc = tags.primaries, tags.transfer
         if self.container.format.name == "avi":
             self._warn_untagged(tags.colorspace)
-        options = dict(opts.extra)
-        if codec == "mpeg4":
-            cc.qscale = True  # constant quantiser: FFmpeg's -q:v, 2 is near transparent
-            cc.global_quality = _FF_QP2LAMBDA * min(max(opts.crf or 2, 1), 31)
-        elif opts.crf is not None:
-            options["crf"] = str(opts.crf)
-        if opts.preset is not None:
-            options["preset"] = opts.preset
-        if codec == "libx265" and _quiet:
-            params = options.get("x265-params")
-            options["x265-params"] = f"{params}:log-level=error" if params else "log-level=error"
+        options = encoders.configure(stream, codec, opts, quiet=_quiet)
         if options:
             stream.options = options
         return stream

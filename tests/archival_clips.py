@@ -1,0 +1,77 @@
+"""Tiny clips for the archival tests, written plane by plane with PyAV so every sample is known."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def noise_planes(count: int, size: tuple[int, int] = (64, 48), *, bits: int = 8, sub: tuple[int, int] = (2, 2), seed=0):
+    """Random planes: incompressible, so any loss in a round trip shows."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    dtype = np.uint8 if bits == 8 else np.uint16
+    lo, hi = 16 << (bits - 8), 235 << (bits - 8)  # studio range, so no encoder clips anything
+    ch, cw = -(-height // sub[1]), -(-width // sub[0])
+    return [
+        (
+            rng.integers(lo, hi, (height, width), dtype=dtype),
+            rng.integers(lo, hi, (ch, cw), dtype=dtype),
+            rng.integers(lo, hi, (ch, cw), dtype=dtype),
+        )
+        for _ in range(count)
+    ]
+
+
+def _view(plane: av.video.plane.VideoPlane, dtype) -> np.ndarray:
+    item = np.dtype(dtype).itemsize
+    return np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // item)[:, : plane.width]
+
+
+def write_clip(
+    path: Path,
+    frames: list[Planes],
+    *,
+    codec: str = "ffv1",
+    pix_fmt: str = "yuv420p",
+    rate: int = 25,
+    options: dict[str, str] | None = None,
+    setup: Callable[[av.container.OutputContainer, av.video.stream.VideoStream], None] | None = None,
+) -> Path:
+    """Encode ``frames`` (Y, Cb, Cr planes; uint16 for >8-bit formats) as they are.  ``setup(out, stream)``
+    runs before the first frame: metadata, side data, field order."""
+    height, width = frames[0][0].shape
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = Fraction(1, rate) if path.suffix != ".mp4" else stream.time_base
+        if options:
+            stream.options = options
+        if setup is not None:
+            setup(out, stream)
+        for i, planes in enumerate(frames):
+            frame = av.VideoFrame(width, height, pix_fmt)
+            for plane, data in zip(frame.planes, planes, strict=True):
+                _view(plane, data.dtype)[...] = data
+            frame.pts = i
+            frame.time_base = Fraction(1, rate)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def read_planes(path: Path) -> list[tuple[Fraction, Planes]]:
+    """(time in seconds, planes) of every decoded frame, planes as stored (uint16 for >8-bit formats)."""
+    result = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            deep = max(c.bits for c in frame.format.components) > 8
+            dtype = np.uint16 if deep else np.uint8
+            result.append((frame.pts * frame.time_base, tuple(_view(p, dtype).copy() for p in frame.planes[:3])))
+    return result

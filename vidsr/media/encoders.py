@@ -1,0 +1,107 @@
+"""Which encoder writes the video, and the options that make it do what :class:`EncodeOptions` asks.
+
+Lossless output is per encoder: FFV1 is lossless by design (and what archives keep masters in, in
+Matroska), x264 is lossless at quantiser 0, x265 and VP9 have a ``lossless`` switch.  Encoders
+without a lossless mode are refused rather than silently writing a lossy "master".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+
+from vidsr.errors import OutputError
+
+DEFAULT_CODECS = {"avi": "mpeg4", "webm": "libvpx-vp9"}
+# --lossless without --codec: FFV1 where the container is meant to hold it, else lossless H.264.
+LOSSLESS_DEFAULTS = {"matroska": "ffv1", "avi": "ffv1", "nut": "ffv1", "webm": "libvpx-vp9"}
+_FF_QP2LAMBDA = 118
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the output video is made.  ``None`` leaves the choice to the container / encoder.
+
+    ``codec`` None: libx264, except AVI (MPEG-4 Part 2, its native codec: FFmpeg reads
+    H.264 in AVI back one frame late) and WebM (VP9); with ``lossless``, FFV1 in Matroska, AVI
+    and NUT.  For mpeg4, ``crf`` is its quantiser.  ``qp`` is a constant quantiser (x264, x265,
+    NVENC; 0 is lossless for x264).  ``pix_fmt`` None ("auto"): yuv420p for 8-bit input, the
+    input's chroma layout at its own depth for 10- and 12-bit input.
+
+    ``deinterlace``: auto (detect, and deinterlace interlaced input), on, off; ``field_rate``
+    makes one frame per field (twice the frame rate) instead of one per frame.
+    """
+
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str | None = "yuv420p"
+    extra: tuple[tuple[str, str], ...] = ()  # further encoder options, name/value
+    qp: int | None = None
+    lossless: bool = False
+    deinterlace: str = "auto"
+    field_rate: bool = False
+
+
+def codec_for(container_format: str, opts: EncodeOptions) -> str:
+    """The encoder name: the one asked for, else the container's default (lossless or not)."""
+    if opts.codec:
+        return opts.codec
+    first = container_format.split(",")[0]
+    if opts.lossless:
+        return LOSSLESS_DEFAULTS.get(first, "libx264")
+    return DEFAULT_CODECS.get(first, "libx264")
+
+
+def _private_options(cc: av.codec.context.CodecContext) -> set[str]:
+    return {o.name for o in cc.supported_options.private}
+
+
+def _add_param(options: dict[str, str], key: str, value: str) -> None:
+    """Append ``value`` to a colon-separated parameter list option (x265-params)."""
+    options[key] = f"{options[key]}:{value}" if options.get(key) else value
+
+
+def configure(stream: av.video.stream.VideoStream, codec: str, opts: EncodeOptions, *, quiet: bool) -> dict[str, str]:
+    """Set the encoder's rate control on ``stream`` and return its private options."""
+    cc = stream.codec_context
+    private = _private_options(cc)
+    options = dict(opts.extra)
+    if opts.crf is not None and opts.qp is not None:
+        raise OutputError("--crf and --qp both set; choose one")
+    if opts.lossless and (opts.crf is not None or opts.qp is not None):
+        raise OutputError("--lossless takes no --crf or --qp")
+    if codec == "ffv1":
+        # Archival FFV1 (as the FFV1 spec, RFC 9043, and the archives that use it advise): version 3
+        # (slices, per-slice CRCs to detect damage), every frame a keyframe (a damaged frame spoils
+        # nothing after it; cuts anywhere).
+        cc.level = 3
+        cc.gop_size = 1
+        options.setdefault("slicecrc", "1")
+        if opts.crf is not None or opts.qp is not None:
+            raise OutputError("ffv1 is always lossless: it takes no --crf or --qp")
+    elif opts.lossless:
+        if codec == "libx264":
+            options["qp"] = "0"
+        elif codec == "libx265":
+            _add_param(options, "x265-params", "lossless=1")
+        elif "lossless" in private:
+            options["lossless"] = "1"
+        else:
+            raise OutputError(f"{codec} has no lossless mode; use ffv1 (in .mkv) or libx264")
+    elif codec == "mpeg4":
+        cc.qscale = True  # constant quantiser: FFmpeg's -q:v, 2 is near transparent
+        q = opts.qp if opts.qp is not None else opts.crf
+        cc.global_quality = _FF_QP2LAMBDA * min(max(q or 2, 1), 31)
+    elif opts.qp is not None:
+        if "qp" not in private:
+            raise OutputError(f"{codec} has no constant quantiser (--qp); use --crf")
+        options["qp"] = str(opts.qp)
+    elif opts.crf is not None:
+        options["crf"] = str(opts.crf)
+    if opts.preset is not None:
+        options["preset"] = opts.preset
+    if codec == "libx265" and quiet:
+        _add_param(options, "x265-params", "log-level=error")
+    return options
