@@ -42,6 +42,10 @@ def _model_rows() -> list[dict]:
                         row[key] = meta[key]
                 recipe = meta.get("recipe") or {}
                 row["trained"] = {k: recipe.get(k) for k in ("steps", "seconds", "device", "data") if k in recipe}
+                if "loss" in recipe:
+                    row["loss"] = recipe["loss"]
+                if "arch_config" in meta:
+                    row["architecture"] = meta["arch_config"].get("config")
                 if "matrix" in meta:
                     row["matrix_mean_gain"] = meta["matrix"]["mean_gain"]
                     row["matrix_worst_gain"] = meta["matrix"]["worst_gain"]
@@ -73,6 +77,8 @@ def models(as_json: bool) -> None:
                 quality += f"; matrix mean {r['matrix_mean_gain']:+.2f}, worst {r['matrix_worst_gain']:+.2f}"
             recipe = (r.get("degradations") or {}).get("name", "protocol")
             quality += f"; trained on {recipe}"
+            if r.get("loss", "l1") != "l1":  # SRGAN's: says whether VGG or feature matching made it
+                quality += f", loss {r['loss']}"
         elif r["learned"]:
             quality = f"no trained weights: {r['needs']}"
         else:
