@@ -246,11 +246,13 @@ def test_srgan_without_vgg_fine_tunes_the_network_it_is_given(tiny_data, tmp_pat
     init = tmp_path / "lite_x2.safetensors"
     lite = srresnet(scale=2, config="lite")
     save_weights(lite, init, {"architecture": "srresnet", "scale": 2, "arch_config": arch_config("srresnet", "lite")})
-    config = _config(tiny_data, tmp_path / "gan.pt", model="srgan", steps=2, val_every=2, batch=2, lr=1e-4)
+    config = _config(tiny_data, tmp_path / "gan.pt", model="srgan", steps=4, val_every=2, batch=2, lr=1e-4)
     result = train(replace(config, init=str(init)))
     meta = read_metadata(result.weights)
     assert meta["arch_config"] == arch_config("srresnet", "lite")
     assert meta["recipe"]["loss"] == "l1+0.1xfeature-matching+0.001xadversarial"
+    # PSNR does not pick a GAN's checkpoint: the last validation's weights are the ones kept.
+    assert result.best_step == 4
 
 
 def test_cli_train_then_eval(tiny_data, tmp_path: Path) -> None:

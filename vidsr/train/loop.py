@@ -1,7 +1,8 @@
 """The training loop behind ``vidsr train``: one function, options in a frozen dataclass.
 
 * Periodic validation by the evaluation protocol (PSNR/SSIM on Y); the best
-  weights are kept, in the checkpoint and as ``<out>.best.safetensors``.
+  weights are kept, in the checkpoint and as ``<out>.best.safetensors`` (for
+  SRGAN, whose point is to give up PSNR for texture, the latest).
 * Checkpoints hold the model, optimiser(s), AMP scaler, step, elapsed seconds,
   the RNG states (torch, numpy, python) and the patch sampler's state, so a
   resumed run continues exactly as an uninterrupted run of the same seed would.
@@ -373,7 +374,8 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
                 seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 val_psnr, val_ssim = _validate(model, spec.colour, val_pairs, config.scale, device)
-                if val_psnr > best["psnr"]:
+                # SRGAN trades PSNR for texture on purpose, so PSNR cannot pick its checkpoint: the latest ships.
+                if val_psnr > best["psnr"] or config.model == "srgan":
                     best = {"psnr": val_psnr, "ssim": val_ssim, "step": step}
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                     save_weights(model, best_path, {**arch_meta, "step": step})
