@@ -43,16 +43,24 @@ def write_clip(
     rate: int = 25,
     options: dict[str, str] | None = None,
     setup: Callable[[av.container.OutputContainer, av.video.stream.VideoStream], None] | None = None,
+    audio_tags: dict[str, str] | None = None,
 ) -> Path:
     """Encode ``frames`` (Y, Cb, Cr planes; uint16 for >8-bit formats) as they are.  ``setup(out, stream)``
-    runs before the first frame: metadata, side data, field order."""
+    runs before the first frame: metadata, side data, field order.  ``audio_tags``: add a silent AAC
+    track with these tags."""
     height, width = frames[0][0].shape
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.time_base = Fraction(1, rate) if path.suffix != ".mp4" else stream.time_base
+        if path.suffix != ".mp4":  # MP4's muxer picks its own clock
+            stream.time_base = Fraction(1, rate)
         if options:
             stream.options = options
+        audio = None
+        if audio_tags is not None:
+            audio = out.add_stream("aac", rate=48000)
+            audio.layout = "mono"
+            audio.metadata.update(audio_tags)
         if setup is not None:
             setup(out, stream)
         for i, planes in enumerate(frames):
@@ -63,6 +71,13 @@ def write_clip(
             frame.time_base = Fraction(1, rate)
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+        if audio is not None:
+            samples = 48000 * len(frames) // rate
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 48000, start
+                out.mux(audio.encode(chunk))
+            out.mux(audio.encode(None))
     return path
 
 

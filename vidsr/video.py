@@ -149,7 +149,7 @@ def upscale_video(
             planes = PlaneBatch.stack([f.planes for f in frames], pin=pin)
             return up.upscale_planes(planes, fmt, fmt, geometry).frames()
 
-        sink = VideoSink(final, encode, spec, source.passthrough)
+        sink = VideoSink(final, encode, spec, source.passthrough, source.metadata)
         started = time.perf_counter()
         try:
             with progress_bar(total=source.frames_estimate, desc=src.name, enabled=progress) as bar:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import av
 
+from vidsr.media.metadata import StreamTags, stream_metadata, stream_tags
+
 log = logging.getLogger(__name__)
 
 # FFmpeg's default layout per channel count: AVI and WAV often store only a count ("1 channels"),
@@ -34,23 +36,26 @@ class Passthrough:
         self.copy: dict[int, av.stream.Stream] = {}
         self.encode: dict[int, av.stream.Stream] = {}
         self.warnings: list[str] = []
+        self.tags: list[StreamTags] = []  # titles and languages the output should show
         supported = out.supported_codecs
         for s in streams:
-            name = s.codec_context.name if s.codec_context else (s.codec_tag or "unknown")
+            name = s.codec_context.name if s.codec_context else (getattr(s, "codec_tag", None) or "unknown")
             label = f"{s.type} stream #{s.index} ({name})"
             if name in supported:
                 try:
                     o = out.add_stream_from_template(s)
-                    o.metadata.update(s.metadata)
+                    o.metadata.update(stream_metadata(s.metadata))
                     self.copy[s.index] = o
+                    self.tags.append(stream_tags(label, o.index, dict(s.metadata)))
                     continue
                 except (av.error.FFmpegError, ValueError) as exc:
                     log.debug("cannot copy %s: %s", label, exc)
             if s.type == "audio" and "aac" in supported:
                 o = out.add_stream("aac", rate=s.codec_context.sample_rate)
                 o.layout = named_layout(s.codec_context)
-                o.metadata.update(s.metadata)
+                o.metadata.update(stream_metadata(s.metadata))
                 self.encode[s.index] = o
+                self.tags.append(stream_tags(label, o.index, dict(s.metadata)))
                 self._warn(f"{label} re-encoded to AAC: {final.suffix} cannot hold {name}")
             else:
                 self._warn(f"dropping {label}: {final.suffix} cannot hold it")

@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 
 from vidsr.errors import OutputError
-from vidsr.media import encoders
+from vidsr.media import encoders, metadata
 from vidsr.media.encoders import DEFAULT_CODECS, EncodeOptions  # noqa: F401  (re-exported: callers import them from here)
 from vidsr.media.passthrough import Passthrough
 from vidsr.media.source import PLANAR_8BIT, Planes, plane_view
@@ -151,8 +151,16 @@ def check_output_path(final: Path, source: Path, *, overwrite: bool) -> None:
 class VideoSink:
     """An output container written at a temporary path; ``commit`` renames it into place."""
 
-    def __init__(self, final: Path, encode: EncodeOptions, video: VideoSpec, passthrough: list) -> None:
+    def __init__(
+        self,
+        final: Path,
+        encode: EncodeOptions,
+        video: VideoSpec,
+        passthrough: list,
+        meta: metadata.Metadata | None = None,
+    ) -> None:
         self.final = final
+        self.metadata = meta or metadata.Metadata()
         self.temp = temporary_path(final)
         self.encode_options = encode
         self.spec = video
@@ -173,6 +181,7 @@ class VideoSink:
             self.stream = self._add_video()
             self.passthrough = Passthrough(self.container, passthrough, final)
             self.report.warnings += self.passthrough.warnings
+            metadata.apply(self.container, self.stream, self.metadata)
         except BaseException:
             self.abort()
             raise
@@ -286,6 +295,9 @@ class VideoSink:
                 self.container.close()
             except OSError as exc:
                 raise output_error(self.final, exc) from None
+        warning = metadata.dropped_warning(self.final, metadata.check(self.temp, self.metadata, self.passthrough.tags))
+        if warning:
+            self._warn(warning)
 
     def commit(self) -> None:
         try:

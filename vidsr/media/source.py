@@ -28,6 +28,7 @@ import torch
 
 from vidsr.colour import rgb_to_ycbcr
 from vidsr.errors import InputError
+from vidsr.media import metadata
 from vidsr.media.inputs import open_input, truncation, video_stream
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
 
@@ -184,9 +185,7 @@ class VideoSource:
             self.corrupt_packets = 0  # packets the decoder rejected: their frames are lost
             self.damaged_frames = 0  # frames the decoder flagged as concealed: written, but warned of
             self.frames_decoded = 0
-            self.passthrough = [
-                s for s in self.container.streams if s is not self.video and s.type in ("audio", "subtitle", "data")
-            ]
+            self.passthrough = metadata.side_streams(self.container, self.video)
             self._packets = self.container.demux(self.video, *self.passthrough)
             self._pending: deque[av.Packet | av.VideoFrame] = deque()
             self._video_end: int | None = None
@@ -195,6 +194,7 @@ class VideoSource:
             full = PLANAR_8BIT.get(first.format.name, (0, 0, False))[2]
             self.tags = resolve(raw, first.width, first.height, full_range_format=full)
             self.input_tags = raw
+            self.metadata = metadata.read(self.container, self.video, first)
             self._convert = _FrameConverter(first, self.tags)
             self.layout = self._convert.layout
             self.note = self._convert.note
