@@ -90,3 +90,40 @@ def read_planes(path: Path) -> list[tuple[Fraction, Planes]]:
             dtype = np.uint16 if deep else np.uint8
             result.append((frame.pts * frame.time_base, tuple(_view(p, dtype).copy() for p in frame.planes[:3])))
     return result
+
+
+def moving_picture(t: float, size: tuple[int, int] = (64, 48), *, bits: int = 8) -> np.ndarray:
+    """Luma of a vertical-bar pattern moving right 3 px per picture, over a gentle vertical ramp:
+    smooth down each column (so a field's lines predict the lines between them), sharp across."""
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width]
+    luma = 120 + 80 * np.sin((xx - 3 * t) / 2.0) + 0.4 * yy
+    return (luma * (1 << (bits - 8))).round().astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def weave(first: np.ndarray, second: np.ndarray, order: str) -> np.ndarray:
+    """One interlaced frame: the field shown first taken from ``first``, the other from ``second``.
+    Top field first: the top field (even lines) is the earlier one."""
+    frame = np.empty_like(first)
+    early, late = (0, 1) if order == "tff" else (1, 0)
+    frame[early::2] = first[early::2]
+    frame[late::2] = second[late::2]
+    return frame
+
+
+def grey_chroma(luma: np.ndarray) -> Planes:
+    h, w = luma.shape
+    grey = np.full((h // 2, w // 2), 128, luma.dtype)
+    return luma, grey, grey.copy()
+
+
+def comb(luma: np.ndarray) -> float:
+    """Combing: how far each line sits from the mean of the lines above and below it, the pattern
+    two fields from different moments make.  Near 0 for a picture smooth down its columns."""
+    y = luma.astype(np.float64)
+    return float(np.abs(y[1:-1] - (y[:-2] + y[2:]) / 2).mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    err = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if err == 0 else float(10 * np.log10(peak**2 / err))

@@ -13,6 +13,7 @@ import numpy as np
 
 from vidsr.backends.hwvideo import check_encoder, decode_hwaccel
 from vidsr.errors import InputError, OutputError
+from vidsr.media.interlace import Interlace
 from vidsr.media.sink import (
     EncodeOptions,
     VideoSink,
@@ -51,6 +52,7 @@ class UpscaleSummary:
     height: int
     corrupt_packets: int = 0
     warnings: list[str] = field(default_factory=list)
+    interlace: dict[str, Any] | None = None  # what was detected about the input's fields, and done
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,13 +133,15 @@ def upscale_video(
         raise OutputError(f"cannot write {final}: a video cannot be written as an image; use .mp4, .mkv or .avi")
     if not final.suffix:
         raise OutputError(unknown_container(final))
-    with VideoSource(src, hwaccel=decode_hwaccel(hwdec)) as source:
+    source_options = {"deinterlace": encode.deinterlace, "field_rate": encode.field_rate}
+    with VideoSource(src, hwaccel=decode_hwaccel(hwdec), **source_options) as source:
         check_output_path(final, src, overwrite=overwrite)
         for note in remove_stale_partials(final):
             log.warning(note)
         layout = source.layout
         geometry = output_geometry(layout.height, layout.width, up.scale, sub_x, sub_y)
         warnings = [source.note] if source.note else []
+        warnings += interlace_notes(source.interlace)
         if (geometry.height, geometry.width) != (layout.height * up.scale, layout.width * up.scale):
             warnings.append(f"output trimmed to {geometry.width}x{geometry.height}: {encode.pix_fmt} needs even sizes")
         fmt = ycbcr_format(source.tags)
@@ -189,14 +193,24 @@ def upscale_video(
         src,
         final,
         up,
-        source.frames_decoded,
+        source.frames_read,
         sink.report.frames,
         seconds,
         geometry.width,
         geometry.height,
         corrupt_packets=source.corrupt_packets,
         warnings=warnings,
+        interlace=source.interlace.describe(),
     )
+
+
+def interlace_notes(found: Interlace) -> list[str]:
+    """What the user should know about fields left as they are, or an option that did nothing."""
+    if found.detected != "progressive" and not found.deinterlace:
+        return [f"input is interlaced ({found.reason}): upscaled as progressive, its combing magnified"]
+    if found.field_rate and not found.deinterlace:
+        return ["--field-rate does nothing: the input is not deinterlaced"]
+    return []
 
 
 def is_image(path: Path) -> bool:

@@ -101,3 +101,6 @@ def upscale(
             f"{summary.seconds:.1f} s ({summary.fps:.1f} fps)",
             err=True,
         )
+        fields = summary.interlace
+        if fields and fields["deinterlaced"]:
+            click.echo(f"deinterlaced: {fields['done']} ({fields['reason']})", err=True)

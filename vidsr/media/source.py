@@ -18,7 +18,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,7 +28,7 @@ import torch
 
 from vidsr.colour import rgb_to_ycbcr
 from vidsr.errors import InputError
-from vidsr.media import metadata
+from vidsr.media import interlace, metadata
 from vidsr.media.inputs import open_input, truncation, video_stream
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
 
@@ -170,8 +170,16 @@ class VideoSource:
     """An opened input: its video stream, the streams to pass through, and an item iterator."""
 
     def __init__(
-        self, path: str | Path, *, threads: bool = True, hwaccel: av.codec.hwaccel.HWAccel | None = None
+        self,
+        path: str | Path,
+        *,
+        threads: bool = True,
+        hwaccel: av.codec.hwaccel.HWAccel | None = None,
+        deinterlace: str = "off",
+        field_rate: bool = False,
     ) -> None:
+        """``deinterlace``: auto (detect; deinterlace what is interlaced), on, off (see :mod:`.interlace`);
+        ``field_rate``: one frame per field."""
         self.path = Path(path)
         self._io = threading.Lock()  # held by whoever touches the container (see the module docstring)
         self._closing = threading.Event()
@@ -182,6 +190,12 @@ class VideoSource:
             self.video = video_stream(self.container, self.path)
             if threads:
                 self.video.thread_type = "AUTO"
+            self.interlace = interlace.detect(self.path, self.video, deinterlace, field_rate)
+            self._deinterlacer = (
+                interlace.Deinterlacer(self.interlace, self.video.time_base) if self.interlace.deinterlace else None
+            )
+            self._first_decoded: av.VideoFrame | None = None  # before deinterlacing: its side data is the input's
+            self.frames_read = 0  # pictures the decoder gave (frames_decoded counts those handed on)
             self.corrupt_packets = 0  # packets the decoder rejected: their frames are lost
             self.damaged_frames = 0  # frames the decoder flagged as concealed: written, but warned of
             self.frames_decoded = 0
@@ -194,7 +208,9 @@ class VideoSource:
             full = PLANAR_8BIT.get(first.format.name, (0, 0, False))[2]
             self.tags = resolve(raw, first.width, first.height, full_range_format=full)
             self.input_tags = raw
-            self.metadata = metadata.read(self.container, self.video, first)
+            self.metadata = metadata.read(self.container, self.video, self._first_decoded)
+            if self._deinterlacer is not None:
+                self.metadata = replace(self.metadata, field_order=metadata.FIELD_PROGRESSIVE)
             self._convert = _FrameConverter(first, self.tags)
             self.layout = self._convert.layout
             self.note = self._convert.note
@@ -205,17 +221,23 @@ class VideoSource:
     # -- facts about the input ---------------------------------------------------------
     @property
     def time_base(self) -> Fraction:
-        return self.video.time_base
+        """The clock of the frames handed on: the input's, or half of it at field rate."""
+        return self._deinterlacer.output_time_base if self._deinterlacer else self.video.time_base
 
     @property
     def frame_rate(self) -> Fraction:
-        return self.video.average_rate or self.video.guessed_rate or Fraction(25)
+        rate = self.video.average_rate or self.video.guessed_rate or Fraction(25)
+        return rate * self._rate_factor
+
+    @property
+    def _rate_factor(self) -> int:
+        return 2 if self._deinterlacer is not None and self.interlace.field_rate else 1
 
     @property
     def frames_estimate(self) -> int | None:
         """The container's frame count or duration x rate; None when it says nothing."""
         if self.video.frames:
-            return int(self.video.frames)
+            return int(self.video.frames) * self._rate_factor
         if self.video.duration and self.video.time_base:
             return round(float(self.video.duration * self.video.time_base * self.frame_rate))
         if self.container.duration:
@@ -225,12 +247,18 @@ class VideoSource:
     # -- reading -----------------------------------------------------------------------
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:
-            return list(packet.decode())
+            frames = list(packet.decode())
         except av.error.FFmpegError as exc:
             # Like ffmpeg: a damaged packet costs its frame, not the run.
             self.corrupt_packets += 1
             log.debug("corrupt packet at pts %s: %s", packet.pts, exc)
             return []
+        self.frames_read += len(frames)
+        if frames and self._first_decoded is None:
+            self._first_decoded = frames[0]
+        if self._deinterlacer is None:
+            return frames
+        return [out for frame in frames for out in self._deinterlacer.push(frame)]
 
     def _read_one(self) -> list[av.Packet | av.VideoFrame] | None:
         """What one packet gives (a passthrough packet, or the frames it decodes to), read under the
@@ -261,6 +289,8 @@ class VideoSource:
         """Packets of passthrough streams and decoded video frames, in file order."""
         while (items := self._read_one()) is not None:
             yield from items
+        if self._deinterlacer is not None and not self._closing.is_set():
+            yield from self._deinterlacer.push(None)  # the last frames bwdif held for their successors
 
     def _prime(self) -> av.VideoFrame:
         """Read up to the first decodable frame, keeping what came before it for later."""
