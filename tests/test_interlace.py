@@ -9,6 +9,7 @@ the other picture, so the comparison checks the detection as well as the deinter
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import pytest
@@ -132,3 +133,14 @@ def test_cli_json_and_summary_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert "deinterlaced: bwdif bff, one frame per field (double rate)" in result.stderr
     assert len(read_planes(dst)) == 2 * FRAMES
+
+
+def test_probe_says_what_it_found(tmp_path):
+    src = interlaced_clip(tmp_path, "bff", "unflagged")
+    result = CliRunner().invoke(cli, ["probe", str(src), "--json"])
+    assert result.exit_code == 0, result.output
+    fields = json.loads(result.stdout)["interlace"]
+    assert (fields["flags"], fields["detected"], fields["deinterlaced"]) == ("unknown", "bff", True)
+    assert fields["idet"]["bff"] >= FRAMES - 2
+    text = CliRunner().invoke(cli, ["probe", str(src)]).output
+    assert "fields: bff (no interlaced flags, but the pictures are bff" in text

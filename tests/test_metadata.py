@@ -3,12 +3,15 @@ names what the output container could not hold."""
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import av
 import pytest
+from click.testing import CliRunner
 
 from tests.archival_clips import noise_planes, write_clip
+from vidsr.cli import cli
 from vidsr.media.metadata import display_matrix, rotation_of
 from vidsr.media.sink import EncodeOptions
 from vidsr.video import upscale_video
@@ -112,3 +115,19 @@ def test_field_order_kept_when_not_deinterlaced(tmp_path, order):
     mp4 = upscale(src, tmp_path / "out.mp4", deinterlace="off")  # MP4 has no field order
     dropped = [w for w in mp4.warnings if "cannot hold" in w]
     assert len(dropped) == 1 and f"field order {'tff' if order == 2 else 'bff'}" in dropped[0]
+
+
+def test_probe_lists_the_metadata(tmp_path):
+    src = archival(tmp_path / "in.mkv")
+    result = CliRunner().invoke(cli, ["probe", str(src), "--json"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)["metadata"]
+    assert meta == {
+        "timecode": "10:00:00:00",
+        "rotation": 90,
+        "chapters": 2,
+        "title": "Harbour, 1974",
+        "video_title": "Telecine A",
+        "video_language": "fra",
+        "field_order": "unknown",
+    }

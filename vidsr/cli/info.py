@@ -116,6 +116,12 @@ def probe(input_path: Path, count: bool, as_json: bool) -> None:
     click.echo(
         f"  colour: matrix {c['matrix']}, range {c['range']}, primaries {c['primaries']}, transfer {c['transfer']}"
     )
+    fields = info.interlace
+    todo = "vidsr upscale deinterlaces it (bwdif)" if fields["deinterlaced"] else "no deinterlacing needed"
+    click.echo(f"  fields: {fields['detected']} ({fields['reason']}); {todo}")
+    m = info.metadata
+    kept = [f"{k.replace('_', ' ')} {v}" for k, v in m.items() if v and k != "field_order"]
+    click.echo("  metadata: " + (", ".join(kept) if kept else "none") + f", field order {m['field_order']}")
     for s in info.streams:
         extra = ", ".join(f"{k} {v}" for k, v in s.details.items())
         click.echo(f"  #{s.index} {s.type}: {s.codec}" + (f" ({extra})" if extra else ""))

@@ -133,7 +133,7 @@ class Metadata:
             "chapters": len(self.chapters),
             "title": _get(self.container, "title"),
             "video_title": _get(self.video, "title"),
-            "video_language": _get(self.video, "language"),
+            "video_language": lang if (lang := _get(self.video, "language")) != "und" else None,
             "field_order": FIELD_ORDER_NAMES.get(self.field_order, str(self.field_order)),
         }
 

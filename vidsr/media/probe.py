@@ -11,6 +11,7 @@ from typing import Any
 import av
 
 from vidsr.errors import InputError
+from vidsr.media import interlace, metadata
 from vidsr.media.inputs import open_input, truncation, video_stream
 from vidsr.media.tags import ColourTags
 
@@ -40,6 +41,8 @@ class MediaInfo:
     variable_frame_rate: bool
     colour: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    interlace: dict[str, Any] = field(default_factory=dict)  # flags, idet's counts, the verdict
+    metadata: dict[str, Any] = field(default_factory=dict)  # timecode, rotation, chapters, titles
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +104,10 @@ def probe(path: str | Path, *, decode: bool = False) -> MediaInfo:
             span = float((max(pts) - min(pts)) * video.time_base)
             rate = round((len(pts) - 1) / span, 3) if span > 0 else None
         tags = ColourTags(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
+        fields = interlace.detect(path, video, "auto")
+        with open_input(path) as again:  # the display matrix rides on decoded frames
+            first = next(again.decode(again.streams.video[video.index]), None)
+        meta = metadata.read(container, video, first)
         return MediaInfo(
             path=str(path),
             container=container.format.name,
@@ -117,4 +124,6 @@ def probe(path: str | Path, *, decode: bool = False) -> MediaInfo:
             variable_frame_rate=_is_variable(pts, video.time_base),
             colour=tags.describe(),
             warnings=warnings,
+            interlace=fields.describe(),
+            metadata=meta.describe(),
         )
