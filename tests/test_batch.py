@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import av
+import batch_hold
 import pytest
 from click.testing import CliRunner
 from test_batch_support import clip, decoded, make_bad_files, real_clip_folder, records
@@ -28,13 +29,17 @@ from vidsr.cli.main import cli
 from vidsr.errors import InputError, VidsrError
 from vidsr.media.sink import EncodeOptions, VideoSink
 
-FAST = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast", "--threads", "1"]
+# The pixel format explicit, here and in options(): runs through the CLI and through the library
+# must be the same settings (a manifest refuses others), whatever each one's default.
+FAST = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast", "--pix-fmt", "yuv420p", "--threads", "1"]
 
 
 def options(out: Path, **kw) -> BatchOptions:
     return BatchOptions(
         out_dir=out,
-        upscale=UpscaleSettings("bicubic", 2, None, EncodeOptions(preset="ultrafast", crf=kw.pop("crf", None))),
+        upscale=UpscaleSettings(
+            "bicubic", 2, None, EncodeOptions(preset="ultrafast", crf=kw.pop("crf", None), pix_fmt="yuv420p")
+        ),
         runtime=RuntimeSettings(device="cpu", threads=1),
         progress=False,
         **kw,
@@ -236,6 +241,26 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path: Path) -> None:
     )
 
 
+def test_every_encode_option_is_a_setting_and_older_manifests_still_resume(tmp_path: Path) -> None:
+    """An encode option decides what the output looks like, so a rerun with another value must be
+    refused, including options added to EncodeOptions after this test was written; a manifest written
+    before an option existed was made with its default, and resumes."""
+    import dataclasses
+
+    upscale = options(tmp_path).upscale
+    fingerprint = upscale.fingerprint()
+    assert {f.name for f in dataclasses.fields(EncodeOptions)} <= set(fingerprint)
+    source = clip(tmp_path / "a.mp4", frames=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    older = {k: v for k, v in fingerprint.items() if k != "extra"}  # as if "extra" came later
+    (out / "vidsr-manifest.jsonl").write_text(json.dumps({"key": "#batch", "type": "batch", "settings": older}))
+    assert run_batch([str(source)], options(out)).exit_code == 0
+    other = dataclasses.replace(upscale.encode, extra=(("tune", "grain"),))
+    with pytest.raises(VidsrError, match=r"other settings \(extra \[\] -> \[\['tune', 'grain'\]\]\)"):
+        run_batch([str(source)], dataclasses.replace(options(out), upscale=dataclasses.replace(upscale, encode=other)))
+
+
 def test_foreign_file_under_an_output_name_is_not_overwritten(tmp_path: Path) -> None:
     source = clip(tmp_path / "in" / "a.mp4", frames=2)
     out = tmp_path / "out"
@@ -292,6 +317,7 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
 
 
 # -- a worker that dies -----------------------------------------------------------------------
+@pytest.mark.signals
 @pytest.mark.parametrize(
     ("signum", "why"),
     [(signal.SIGKILL, "killed, maybe out of memory"), (signal.SIGSEGV, "crashed, maybe in a decoder")],
@@ -300,15 +326,18 @@ def test_a_file_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch, s
     """b.mp4 kills the worker process running it, every time, mid-file (as the OOM killer or a crash
     in a decoder would): b.mp4 is tried once more, alone, then fails naming the signal; a and c,
     in flight beside it on the other worker, finish."""
-    from vidsr.batch import runner
+    from vidsr.batch import worker
+    from vidsr.batch.progress import BatchProgress
 
     folder = tmp_path / "in"
     for name in ("a.mp4", "c.mp4"):
         clip(folder / name, frames=12)
-    # Long enough (seconds) that the kill, sent when the coordinator sees b start, finds it running.
     clip(folder / "b.mp4", frames=60, size=(320, 240))
+    # The kill is sent when the coordinator hears b start; on a starved machine b could be done by
+    # then and the kill hit an idle worker.  Held at frame 30 until the kill, b cannot finish first.
+    monkeypatch.setattr(worker, "process_main", batch_hold.entry("b.mp4", 30))
     left = {"n": 99}
-    original = runner._Batch._on_event
+    original = BatchProgress.on_event
 
     def on_event(self, event):
         name, kind, key, _ = event
@@ -317,7 +346,7 @@ def test_a_file_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch, s
             os.kill(int(name.removeprefix("w")), signum)
         original(self, event)
 
-    monkeypatch.setattr(runner._Batch, "_on_event", on_event)
+    monkeypatch.setattr(BatchProgress, "on_event", on_event)
     out = tmp_path / "out"
     report = run_batch([str(folder)], options(out, jobs=2))
     states = {f.key: (f.state, f.error) for f in report.files}

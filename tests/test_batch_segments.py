@@ -14,7 +14,7 @@ from conftest import data_path
 from test_batch_support import audio_packets, avi_with_pcm, decoded, records, reencode_cut
 
 from vidsr.batch import BatchOptions, UpscaleSettings, run_batch, segments
-from vidsr.batch import runner as batch_runner
+from vidsr.batch.executors import InlineExecutor
 from vidsr.batch.options import RuntimeSettings
 from vidsr.errors import OutputError
 from vidsr.media.sink import EncodeOptions
@@ -85,7 +85,7 @@ def test_resume_reuses_finished_pieces(long_clip: Path, tmp_path: Path, monkeypa
     def failing_join(*args, **kwargs):
         raise OutputError("cannot write to the join: no space left on device")
 
-    monkeypatch.setattr(batch_runner.seg, "join", failing_join)
+    monkeypatch.setattr(segments, "join", failing_join)
     first = run_batch([str(long_clip)], options(out, LOSSLESS, 0.3))
     assert first.exit_code == 1 and first.failures[0].error == "cannot write to the join: no space left on device"
     pieces = sorted((out / ".vidsr-work").rglob("up-*.nut"))
@@ -99,12 +99,10 @@ def test_resume_reuses_finished_pieces(long_clip: Path, tmp_path: Path, monkeypa
         joined.update({Path(s.output).resolve(): Path(s.output).stat().st_mtime_ns for s in plan.segments})
         return real_join(plan, *args, **kwargs)
 
-    monkeypatch.setattr(batch_runner.seg, "join", watching_join)
+    monkeypatch.setattr(segments, "join", watching_join)
     calls = []
-    real_run = batch_runner.InlineExecutor.submit
-    monkeypatch.setattr(
-        batch_runner.InlineExecutor, "submit", lambda self, task: calls.append(task) or real_run(self, task)
-    )
+    real_run = InlineExecutor.submit
+    monkeypatch.setattr(InlineExecutor, "submit", lambda self, task: calls.append(task) or real_run(self, task))
     second = run_batch([str(long_clip)], options(out, LOSSLESS, 0.3))
     assert second.exit_code == 0 and calls == []  # nothing upscaled again: only the join ran
     assert joined == {p.resolve(): t for p, t in stamps.items()}  # the first run's pieces, untouched

@@ -3,13 +3,17 @@ a stop at once, a worker that dies during a stop, a coordinator killed outright;
 finishes with outputs identical to an uninterrupted run, and no process left behind.
 
 These must pass on a loaded machine (``make stress`` runs them with a CPU hog on every core), so
-they wait on conditions (what the manifest says, marker files, the process list), never on fixed
-sleeps followed by wall-clock bounds; the only clocks are generous deadlines for a hang.
+they wait on conditions (what the manifest says, the partial output file, marker files, the process
+list), never on fixed sleeps followed by wall-clock bounds; the only clocks are generous deadlines for
+a hang.  What a condition cannot rule out, that c.mp4 finishes between the test seeing it being
+written and the signal arriving (on a starved machine the test process may wait its turn for
+seconds), tests/batch_hold.py does: c.mp4 cannot finish before a stop reaches its task.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -22,16 +26,21 @@ import pytest
 from test_batch_support import clip, decoded, records
 
 from vidsr.batch import BatchOptions, UpscaleSettings, run_batch
+from vidsr.batch.executors import ProcessExecutor
 from vidsr.batch.options import RuntimeSettings
 from vidsr.media.sink import EncodeOptions
 
 pytestmark = pytest.mark.signals
 
-ARGS = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast", "--crf", "0", "--threads", "1", "-q"]
-# c.mp4 is five times longer than the others: a signal sent as it starts should find it running
-# (on a machine starved of CPU it may still finish first: see the report of issue 10).
+# Every encode setting explicit, here and in _options: the reruns (in this process) must resume what
+# the CLI started, whatever the CLI's and the library's defaults are.
+ARGS = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast", "--crf", "0", "--pix-fmt", "yuv420p"]
+ARGS += ["--threads", "1", "-q"]
+# c.mp4 is the one the tests stop mid-way; it is held (see batch_hold) 10 frames before its end.
 FRAMES = {"a.mp4": 40, "b.mp4": 41, "c.mp4": 200, "d.mp4": 43}
 NAMES = list(FRAMES)
+HOLD = ("c.mp4", FRAMES["c.mp4"] - 10)
+TESTS = Path(__file__).parent
 HANG = 300.0  # seconds after which a wait is a hang, not slowness (a loaded 2-core machine)
 
 
@@ -55,7 +64,7 @@ def reference(folder: Path, tmp_path_factory) -> Path:
 def _options(out: Path) -> BatchOptions:
     return BatchOptions(
         out_dir=out,
-        upscale=UpscaleSettings("bicubic", 2, None, EncodeOptions(preset="ultrafast", crf=0)),
+        upscale=UpscaleSettings("bicubic", 2, None, EncodeOptions(preset="ultrafast", crf=0, pix_fmt="yuv420p")),
         runtime=RuntimeSettings(device="cpu", threads=1),
         progress=False,
     )
@@ -91,7 +100,8 @@ def start() -> Iterator[Callable[..., subprocess.Popen]]:
     started: list[subprocess.Popen] = []
 
     def run(folder: Path, out: Path, *extra: str, code: str = "") -> subprocess.Popen:
-        command = [sys.executable, "-c", code + "from vidsr.cli import main; main()", "batch", str(folder)]
+        hold = f"import sys; sys.path.append({str(TESTS)!r}); import batch_hold; batch_hold.install{HOLD!r}\n"
+        command = [sys.executable, "-c", hold + code + "from vidsr.cli import main; main()", "batch", str(folder)]
         proc = subprocess.Popen(
             [*command, "-o", str(out), *ARGS, *extra],
             stdout=subprocess.PIPE,
@@ -133,10 +143,15 @@ def _one_done_and_c_running(out: Path) -> bool:
     return "done" in states.values() and states.get("c.mp4") == "running"
 
 
+def _c_partials(out: Path) -> list[Path]:
+    return list(out.glob(".c.vidsr-*.partial.mp4"))
+
+
 def _c_being_written(out: Path) -> bool:
-    """c.mp4 is running and its hidden partial output exists: the sink is open, so a stop must abort it.
-    (The manifest says "running" a moment before the sink opens; a stop in that gap has nothing to abort.)"""
-    return _one_done_and_c_running(out) and any(out.glob(".c.vidsr-*.partial.mp4"))
+    """Another file is done, c.mp4 is running and its hidden partial output exists: its sink is open,
+    so the stop finds it mid-file.  (The manifest says "running" a moment before the task reaches a
+    worker and the sink opens: a stop in that gap stops a file that has not begun.)"""
+    return _one_done_and_c_running(out) and bool(_c_partials(out))
 
 
 def _wait_group_gone(pgid: int) -> None:
@@ -178,7 +193,7 @@ def _rerun_matches(folder: Path, reference: Path, out: Path, done: set[str]) -> 
 def test_sigterm_stops_cleanly_and_rerun_matches(folder: Path, reference: Path, tmp_path: Path, start) -> None:
     out = tmp_path / "out"
     proc = start(folder, out, "--jobs", "2")
-    _wait_for("file done with c.mp4 running", proc, lambda: _one_done_and_c_running(out))
+    _wait_for("c.mp4 being written", proc, lambda: _c_being_written(out))
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=HANG)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
@@ -196,7 +211,7 @@ def test_worker_dying_during_a_stop_neither_crashes_nor_hangs(
     SIGKILLed just as the stop begins: the batch exits 143 with a consistent manifest."""
     out = tmp_path / "out"
     proc = start(folder, out, "--jobs", "2")
-    _wait_for("file done with c.mp4 running", proc, lambda: _one_done_and_c_running(out))
+    _wait_for("c.mp4 being written", proc, lambda: _c_being_written(out))
     _wait_for("two workers", proc, lambda: len(_workers(proc.pid, proc.pid)) == 2)
     os.kill(_workers(proc.pid, proc.pid)[0], signal.SIGKILL)  # before the stop, so it is surely alive
     proc.send_signal(signal.SIGTERM)
@@ -247,15 +262,38 @@ def test_killed_coordinator_takes_its_workers_with_it(folder: Path, reference: P
     reclaims what was running and removes the partial outputs."""
     out = tmp_path / "out"
     proc = start(folder, out, "--jobs", "2")
-    _wait_for("file done with c.mp4 running", proc, lambda: _one_done_and_c_running(out))
+    _wait_for("c.mp4 being written", proc, lambda: _c_being_written(out))
     _wait_for("two workers", proc, lambda: len(_workers(proc.pid, proc.pid)) == 2)
     proc.kill()
     proc.communicate(timeout=HANG)
     _wait_group_gone(proc.pid)
     assert _states(out)["c.mp4"] == "running"
+    assert _c_partials(out)  # what the next run must clean up
     report = run_batch([str(folder)], _options(out))
     assert report.exit_code == 0
     assert any("reclaimed c.mp4" in note for note in report.notes)
     for name in NAMES:
         assert decoded(out / name) == decoded(reference / name), name
+    assert not [p.name for p in out.rglob("*") if "partial" in p.name]
+
+
+def test_a_stop_while_a_task_is_handed_over_stops_it_too(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """The race behind issue 10's last flaky failure: the stop came after c.mp4 was marked running but
+    before its task reached a worker.  Only the workers busy at that moment were told to stop, so
+    c.mp4 was sent to one that was not, and ran to the end.  Here the signal lands in that gap."""
+    out = tmp_path / "out"
+    submit = ProcessExecutor.submit
+
+    def submit_after_a_signal(self: ProcessExecutor, task):
+        if task.key == "c.mp4":
+            assert records(out)["c.mp4"]["state"] == "running"
+            signal.raise_signal(signal.SIGTERM)  # its handler runs before this returns
+        return submit(self, task)
+
+    monkeypatch.setattr(ProcessExecutor, "submit", submit_after_a_signal)
+    report = run_batch([str(folder)], dataclasses.replace(_options(out), jobs=2))
+    assert report.interrupted == "SIGTERM" and report.exit_code == 128 + signal.SIGTERM
+    c = records(out)["c.mp4"]
+    assert (c["state"], c["error"], c["attempts"]) == ("pending", "interrupted", 0)
+    assert not (out / "c.mp4").exists()
     assert not [p.name for p in out.rglob("*") if "partial" in p.name]

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from vidsr.batch import worker
 from vidsr.batch.signals import STOP_SIGNALS
-from vidsr.batch.worker import Event, Task, TaskResult, WorkerSpec
+from vidsr.batch.worker import Event, Task, TaskResult, WorkerSpec, interrupted_result
 from vidsr.errors import VidsrError
 
 _EXIT_WAIT = 10.0  # seconds workers get to exit (or to stop their task) before the next, harder, signal
@@ -186,9 +186,17 @@ class ProcessExecutor:
     def submit(self, task: Task) -> cf.Future[TaskResult]:
         w = next(w for w in self._workers if w.future is None)  # the runner keeps within capacity
         w.task, w.future = task, cf.Future()
+        future = w.future
+        # A stop that arrived while the runner chose this task (it was marked running, not yet sent)
+        # told only the workers busy then: sent now, it would run to the end.  The check comes after
+        # the future is set, so a stop that lands from here on finds this worker busy and signals it.
+        if self._stopping:
+            self._settle(w, None)
+            future.set_result(interrupted_result(task.key))
+            return future
         with contextlib.suppress(OSError):
             w.conn.send(task)  # a dead worker is found by poll(), which fails its task
-        return w.future
+        return future
 
     def poll(self, timeout: float) -> None:
         """Wait up to ``timeout`` for messages or a worker's death, and act on them."""
@@ -219,8 +227,9 @@ class ProcessExecutor:
         except (EOFError, OSError):
             w.conn.close()  # died mid-message; poll() sees the exit
 
-    def _settle(self, w: _Worker, exc: BaseException) -> None:
-        if w.future is not None and not w.future.done():
+    def _settle(self, w: _Worker, exc: BaseException | None) -> None:
+        """Free ``w`` for the next task; its unfinished task, if any, fails with ``exc``."""
+        if exc is not None and w.future is not None and not w.future.done():
             w.future.set_exception(exc)
         w.task = w.future = None
 
@@ -317,13 +326,22 @@ class RayExecutor:
         self._remote = ray.remote(max_retries=0, **options)(worker.ray_task)
         self.description = f"Ray ({cpus} CPUs, {gpus} GPUs), {self.capacity} tasks at a time"
         self._refs: dict[cf.Future[TaskResult], Any] = {}
+        self._stopping = False
         self.spec = spec
 
     def submit(self, task: Task) -> cf.Future[TaskResult]:
+        future: cf.Future[TaskResult]
+        if self._stopping:  # the stop came while the runner chose this task: it must not start
+            future = cf.Future()
+            future.set_result(interrupted_result(task.key))
+            return future
         ref = self._remote.remote(self.spec, task)
         future = ref.future()
         self._refs[future] = ref
         future.add_done_callback(lambda f: self._refs.pop(f, None))
+        if self._stopping:  # it landed while the task was being submitted, before interrupt() could see it
+            with contextlib.suppress(Exception):
+                self.ray.cancel(ref)
         return future
 
     def poll(self, timeout: float) -> None:
@@ -333,6 +351,7 @@ class RayExecutor:
         return []  # progress is counted when a task returns
 
     def interrupt(self) -> None:
+        self._stopping = True
         for ref in list(self._refs.values()):
             with contextlib.suppress(Exception):
                 self.ray.cancel(ref)  # raises KeyboardInterrupt in the task: it cleans up and returns

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,17 +33,10 @@ class UpscaleSettings:
                 weights = hashlib.sha256(Path(self.weights).read_bytes()).hexdigest()
             except OSError:
                 weights = str(self.weights)  # missing: build_model reports it before anything runs
-        e = self.encode
-        return {
-            "model": self.model,
-            "scale": self.scale,
-            "weights": weights,
-            "codec": e.codec,
-            "crf": e.crf,
-            "preset": e.preset,
-            "pix_fmt": e.pix_fmt,
-            "extra": [list(x) for x in e.extra],
-        }
+        # Every encode option, by name: one added to EncodeOptions later is part of the output too.
+        # Through JSON, as the manifest stores it (tuples come back as lists), so a rerun compares equal.
+        encode = json.loads(json.dumps(dataclasses.asdict(self.encode)))
+        return {"model": self.model, "scale": self.scale, "weights": weights, **encode}
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,13 @@ class Task:
     key: str  # the manifest key: a file's output path relative to OUT_DIR, or "<file key>#<piece>"
     source: str
     output: str
-    label: str  # short name for progress displays
     codec: str | None = None  # the encoder, when it must not depend on the output's container (pieces)
+    piece: int | None = None  # which piece of its file, for a file cut with --segment-seconds
+
+    @property
+    def file_key(self) -> str:
+        """The manifest key of the file this task is, or is a piece of (a file name may hold a "#")."""
+        return self.key if self.piece is None else self.key.removesuffix(f"#{self.piece}")
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,11 @@ class TaskResult:
     interrupted: bool = False
     warnings: tuple[str, ...] = ()
     worker: str = ""
+
+
+def interrupted_result(key: str, worker: str = "") -> TaskResult:
+    """A task stopped by a stop request: not the file's failure (its attempt is not counted)."""
+    return TaskResult(key, False, error="interrupted", interrupted=True, worker=worker)
 
 
 class _WorkerState:
@@ -129,7 +139,7 @@ def process_main(spec: WorkerSpec, device: str | None, conn: Any) -> None:
         try:
             result = run_task(task, spec)
         except KeyboardInterrupt:  # landed outside the task's own handling: still just "interrupted"
-            result = TaskResult(task.key, False, error="interrupted", interrupted=True, worker=STATE.name)
+            result = interrupted_result(task.key, STATE.name)
         send(("result", result), wait=-1)  # a result is worth waiting for (-1: no limit)
 
 
@@ -195,12 +205,12 @@ def run_task(task: Task, spec: WorkerSpec | None = None) -> TaskResult:
     try:
         STATE.busy, STATE.interrupted = True, False
         if STATE.stopping:  # the stop came between the task's hand-over and now
-            return TaskResult(task.key, False, error="interrupted", interrupted=True, worker=STATE.name)
+            return interrupted_result(task.key, STATE.name)
         return _run(task, spec, started)
     except Abort:
         raise
     except KeyboardInterrupt:  # landed before _run's own handling
-        return TaskResult(task.key, False, error="interrupted", interrupted=True, worker=STATE.name)
+        return interrupted_result(task.key, STATE.name)
     finally:
         STATE.busy = False
         STATE.send((STATE.name, "end", task.key, 0))
