@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-.PHONY: setup demo test lint bench quality gpu-check
+.PHONY: setup demo test lint bench quality gpu-check stress
 setup: $(VENV)/.installed
 
 demo: setup
@@ -25,15 +25,18 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 # The signal tests, STRESS_RUNS times, with a CPU hog on every core (as on a busy CI machine);
-# the hogs are killed however the loop ends.
+# the hogs are killed however the loop ends.  A run fails, too, when a process it started outlives
+# pytest (tests/leftovers.py).  Each run prints the load average it started under.
 STRESS_RUNS ?= 20
 stress: setup
 	@hogs=""; for i in $$(seq $$(nproc)); do python3 -c 'while True: pass' & hogs="$$hogs $$!"; done; \
 	trap 'kill $$hogs 2>/dev/null' EXIT INT TERM; \
 	for run in $$(seq $(STRESS_RUNS)); do \
-		echo "stress run $$run/$(STRESS_RUNS)"; \
-		nice -n 10 $(BIN)/python -m pytest -q -p no:cacheprovider -m signals tests/ || exit 1; \
-	done
+		echo "stress run $$run/$(STRESS_RUNS), load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+		nice -n 10 $(BIN)/python tests/leftovers.py $(BIN)/python -m pytest -q -p no:cacheprovider -m signals tests/ \
+			|| { echo "stress: run $$run failed after $$((run - 1)) in a row"; exit 1; }; \
+	done; \
+	echo "stress: $(STRESS_RUNS) runs in a row passed, load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 
 lint: setup
 	$(BIN)/ruff check vidsr tests benchmarks
