@@ -6,6 +6,7 @@ keyframe every 12 frames and B-frames, so there are several pieces and dts != pt
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import av
@@ -134,3 +135,17 @@ def test_decode_times_increase_and_never_pass_presentation() -> None:
     assert segments._decode_times(pts, declared_delay=2) == [-2, -1, 0, 1, 2, 3, 4, 5]
     with pytest.raises(OutputError, match="two frames share a timestamp"):
         segments._decode_times([0, 1, 1], 0)
+
+
+def test_a_hash_in_a_file_name_is_not_a_piece_number(long_clip: Path, tmp_path: Path) -> None:
+    """Pieces are keyed "<file key>#<index>": a "#" of the file's own name must not be read as one
+    (it was: the whole file ran as piece "2.mp4" of a file "take", and the run crashed)."""
+    named = tmp_path / "in" / "take#2.mp4"
+    named.parent.mkdir()
+    shutil.copy(long_clip, named)
+    for seconds in (None, 0.3):
+        out = tmp_path / f"out-{seconds}"
+        report = run_batch([str(named.parent)], options(out, LOSSLESS, seconds))
+        assert report.exit_code == 0, report.failures
+        assert decoded(out / "take#2.mp4") == decoded(tmp_path / "out-None" / "take#2.mp4")
+        assert len(decoded(out / "take#2.mp4")) == 40
