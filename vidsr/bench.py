@@ -294,7 +294,7 @@ def naive_run(src: Path, out_dir: Path, up: Upscaler | _OpenCVPeer, cfg: BenchCo
             if vout is None:
                 vout = out.add_stream(cfg.encode.codec, rate=vin.average_rate or Fraction(25))
                 vout.width, vout.height = big.shape[1] - big.shape[1] % 2, big.shape[0] - big.shape[0] % 2
-                vout.pix_fmt = cfg.encode.pix_fmt
+                vout.pix_fmt = cfg.encode.pix_fmt or "yuv420p"  # None: auto, 8-bit here
                 vout.options = {"crf": str(cfg.encode.crf), "preset": cfg.encode.preset or "medium"}
             out_frame = av.VideoFrame.from_ndarray(big[: vout.height, : vout.width], format="rgb24")
             out_frame.pts = frames

@@ -6,9 +6,10 @@
   and range, and their output is converted back with the output's.
 * ``any`` models (the interpolation baselines) resize every plane as it is.
 
-Frames arrive as uint8 planes and leave as uint8 planes; everything between
-(upload, conversion, model, quantisation) runs on the backend's device, so a GPU
-receives and returns bytes, not floats.  On CUDA the planes travel from pinned host
+Frames arrive as uint8 planes and leave as uint8 planes (uint16 for 10- and 12-bit
+video, :mod:`vidsr.media.depth`); everything between (upload, conversion, model,
+quantisation) runs on the backend's device, so a GPU receives and returns code
+values, not floats.  On CUDA the planes travel from pinned host
 memory on a copy stream, so the transfer runs beside the compute of other work.
 
 Around the backend call (:meth:`Upscaler.run_model`) sit two safety nets: frames over
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from vidsr.backends import Backend, BackendOptions, create_backend
 from vidsr.colour import BT601_STUDIO, YCbCrFormat, planes_to_rgb8, rgb8_to_planes, rgb_to_ycbcr, ycbcr_to_rgb
 from vidsr.errors import InputError
+from vidsr.media.depth import EIGHT_BIT, SampleDepth, quantise, to_float, to_numpy, to_torch
 from vidsr.models import LoadedModel, build_model
 from vidsr.resample import can_resize_uint8, from_uint8, resize, resize_uint8, to_uint8
 from vidsr.tiling import DEFAULT_TILE_PIXELS, overlap_for, plan_tiles, run_tiled
@@ -38,7 +40,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PlaneBatch:
-    """N frames as 8-bit planes: ``y`` (N, H, W), ``cb`` and ``cr`` (N, Hc, Wc)."""
+    """N frames as planes: ``y`` (N, H, W), ``cb`` and ``cr`` (N, Hc, Wc); uint8, or above 8 bits int16
+    tensors holding uint16 codes (:func:`vidsr.media.depth.to_torch`)."""
 
     y: torch.Tensor
     cb: torch.Tensor
@@ -49,13 +52,13 @@ class PlaneBatch:
 
     @classmethod
     def stack(cls, frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *, pin: bool = False) -> PlaneBatch:
-        planes = [torch.from_numpy(np.stack(p)) for p in zip(*frames, strict=True)]
+        planes = [to_torch(np.stack(p)) for p in zip(*frames, strict=True)]
         if pin:
             planes = [p.pin_memory() for p in planes]
         return cls(*planes)
 
     def frames(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        y, cb, cr = (p.numpy() for p in _to_host(self.y, self.cb, self.cr))
+        y, cb, cr = (to_numpy(p) for p in _to_host(self.y, self.cb, self.cr))
         return [(y[i], cb[i], cr[i]) for i in range(len(y))]
 
 
@@ -244,13 +247,27 @@ class Upscaler:
     # -- video frames ----------------------------------------------------------------
     @torch.inference_mode()
     def upscale_planes(
-        self, batch: PlaneBatch, src: YCbCrFormat, dst: YCbCrFormat, geometry: OutputGeometry
+        self,
+        batch: PlaneBatch,
+        src: YCbCrFormat,
+        dst: YCbCrFormat,
+        geometry: OutputGeometry,
+        depth_in: SampleDepth = EIGHT_BIT,
+        depth_out: SampleDepth = EIGHT_BIT,
     ) -> PlaneBatch:
-        """Upscale a batch of Y'CbCr frames (any chroma layout) to ``geometry``."""
+        """Upscale a batch of Y'CbCr frames (any chroma layout) to ``geometry``.
+
+        ``depth_in``/``depth_out``: the planes' sample depth (uint16 planes above 8 bits); the model
+        always sees floats, 1.0 at the depth's peak code."""
         y8, cb8, cr8 = self._upload(batch)
-        y = from_uint8(y8[:, None])
         chroma8 = torch.stack((cb8, cr8), 1)
         g = geometry
+        if depth_in.deep or depth_out.deep:
+            y, chroma = to_float(y8[:, None], depth_in), to_float(chroma8, depth_in)
+            out_y, out_c = self._upscale_float(y, chroma, src, dst, g)
+            out_y, out_c = quantise(out_y, depth_out), quantise(out_c, depth_out)
+            return PlaneBatch(out_y[:, 0], out_c[:, 0], out_c[:, 1])
+        y = from_uint8(y8[:, None])
         chroma_size = (g.chroma_height, g.chroma_width)
         if self.spec.colour != "rgb" and can_resize_uint8(chroma8, self._chroma_kernel()):
             # Luma through the model, chroma resized in 8 bits (Pillow's arithmetic) at a tenth of
@@ -258,7 +275,14 @@ class Upscaler:
             out_y = to_uint8(_fit(self._infer(y), g.height, g.width))
             out_c = resize_uint8(chroma8, chroma_size, self._chroma_kernel())
             return PlaneBatch(out_y[:, 0], out_c[:, 0], out_c[:, 1])
-        chroma = from_uint8(chroma8)
+        out_y, out_c = self._upscale_float(y, from_uint8(chroma8), src, dst, g)
+        out_y, out_c = to_uint8(out_y), to_uint8(out_c)
+        return PlaneBatch(out_y[:, 0], out_c[:, 0], out_c[:, 1])
+
+    def _upscale_float(
+        self, y: torch.Tensor, chroma: torch.Tensor, src: YCbCrFormat, dst: YCbCrFormat, g: OutputGeometry
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float planes (N, 1, H, W) and (N, 2, Hc, Wc) to upscaled float planes of ``g``."""
         if self.spec.colour == "rgb":
             full = resize(chroma, y.shape[-2:], "bicubic")
             rgb = ycbcr_to_rgb(torch.cat((y, full), 1), src).clamp_(0.0, 1.0)
@@ -271,8 +295,7 @@ class Upscaler:
         else:
             out_y = _fit(self.run_model(y), g.height, g.width)
             out_c = resize(chroma, (g.chroma_height, g.chroma_width), self._chroma_kernel())
-        out_y, out_c = to_uint8(out_y), to_uint8(out_c)
-        return PlaneBatch(out_y[:, 0], out_c[:, 0], out_c[:, 1])
+        return out_y, out_c
 
     def _upload(self, batch: PlaneBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The uint8 planes on the device.  On CUDA: on a copy stream, from pinned memory when given."""

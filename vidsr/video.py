@@ -13,6 +13,8 @@ import numpy as np
 
 from vidsr.backends.hwvideo import check_encoder, decode_hwaccel
 from vidsr.errors import InputError, OutputError
+from vidsr.media import encoders
+from vidsr.media.depth import SampleDepth
 from vidsr.media.interlace import Interlace
 from vidsr.media.sink import (
     EncodeOptions,
@@ -24,7 +26,7 @@ from vidsr.media.sink import (
     unknown_container,
 )
 from vidsr.media.source import DecodedFrame, VideoSource
-from vidsr.media.tags import ycbcr_format
+from vidsr.media.tags import RANGE_FULL, ycbcr_format
 from vidsr.pipeline import Pipeline
 from vidsr.progress import progress_bar
 from vidsr.upscaler import PlaneBatch, Upscaler, output_geometry
@@ -124,9 +126,8 @@ def upscale_video(
     )
     final = Path(dst) if dst is not None else default_output(src, up.scale)
     encode = encode or EncodeOptions()
-    if encode.pix_fmt is None:
-        encode = replace(encode, pix_fmt="yuv420p")
-    sub_x, sub_y = pixel_layout(encode.pix_fmt)
+    if encode.pix_fmt is not None:
+        pixel_layout(encode.pix_fmt)  # a bad name fails before anything is decoded
     if encode.codec and encode.codec.endswith("_nvenc"):
         check_encoder(encode.codec)  # fail before decoding anything: most GPUs' NVENC limits, H100's absence
     if is_image(final):
@@ -139,8 +140,14 @@ def upscale_video(
         for note in remove_stale_partials(final):
             log.warning(note)
         layout = source.layout
+        codec = encoders.codec_for(encoders.muxer_for(final), encode)
+        pix_fmt, depth_note = encoders.output_format(encode.pix_fmt, codec, layout.sub_x, layout.sub_y, layout.bits)
+        encode = replace(encode, pix_fmt=pix_fmt)
+        sub_x, sub_y, bits_out = pixel_layout(pix_fmt)
+        full_range = source.tags.color_range == RANGE_FULL
+        depth_in, depth_out = SampleDepth(layout.bits, full_range), SampleDepth(bits_out, full_range)
         geometry = output_geometry(layout.height, layout.width, up.scale, sub_x, sub_y)
-        warnings = [source.note] if source.note else []
+        warnings = [note for note in (source.note, depth_note) if note]
         warnings += interlace_notes(source.interlace)
         if (geometry.height, geometry.width) != (layout.height * up.scale, layout.width * up.scale):
             warnings.append(f"output trimmed to {geometry.width}x{geometry.height}: {encode.pix_fmt} needs even sizes")
@@ -151,7 +158,7 @@ def upscale_video(
 
         def process(frames: list[DecodedFrame]):
             planes = PlaneBatch.stack([f.planes for f in frames], pin=pin)
-            return up.upscale_planes(planes, fmt, fmt, geometry).frames()
+            return up.upscale_planes(planes, fmt, fmt, geometry, depth_in, depth_out).frames()
 
         sink = VideoSink(final, encode, spec, source.passthrough, source.metadata)
         started = time.perf_counter()

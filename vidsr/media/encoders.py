@@ -8,10 +8,12 @@ without a lossless mode are refused rather than silently writing a lossy "master
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 
 from vidsr.errors import OutputError
+from vidsr.media.depth import PLANAR, planar_format
 
 DEFAULT_CODECS = {"avi": "mpeg4", "webm": "libvpx-vp9"}
 # --lossless without --codec: FFV1 where the container is meant to hold it, else lossless H.264.
@@ -36,7 +38,7 @@ class EncodeOptions:
     codec: str | None = None
     crf: int | None = None
     preset: str | None = None
-    pix_fmt: str | None = "yuv420p"
+    pix_fmt: str | None = None
     extra: tuple[tuple[str, str], ...] = ()  # further encoder options, name/value
     qp: int | None = None
     lossless: bool = False
@@ -105,3 +107,38 @@ def configure(stream: av.video.stream.VideoStream, codec: str, opts: EncodeOptio
     if codec == "libx265" and quiet:
         _add_param(options, "x265-params", "log-level=error")
     return options
+
+
+# The muxer FFmpeg picks for a file name (where the default encoder depends on it).
+_MUXERS = {".mkv": "matroska", ".mka": "matroska", ".avi": "avi", ".webm": "webm", ".nut": "nut", ".mov": "mov"}
+
+
+def muxer_for(path: Path) -> str:
+    return _MUXERS.get(path.suffix.lower(), "mp4")
+
+
+def pixel_formats(codec: str) -> set[str]:
+    """What ``codec`` encodes (empty when FFmpeg does not say, or has no such encoder)."""
+    try:
+        return {f.name for f in (av.codec.Codec(codec, "w").video_formats or [])}
+    except (av.error.FFmpegError, ValueError):
+        return set()
+
+
+def output_format(asked: str | None, codec: str, sub_x: int, sub_y: int, bits: int) -> tuple[str, str | None]:
+    """The output pixel format, and a note when it is shallower than the input.
+
+    Asked for: that.  Auto: yuv420p for 8-bit input (the fast path, and what every player takes);
+    for deeper input its own chroma layout at its own depth, else the deepest the encoder takes."""
+    if asked:
+        shallow = bits > 8 and asked in PLANAR and PLANAR[asked][2] == 8
+        return asked, f"input has {bits} bits per sample: written at 8 bits ({asked})" if shallow else None
+    if bits == 8:
+        return "yuv420p", None
+    supported = pixel_formats(codec)
+    depths = [b for b in (16, 12, 10) if b <= bits]
+    candidates = [planar_format(sub_x, sub_y, b) for b in depths] + [planar_format(2, 2, b) for b in depths]
+    for candidate in candidates:
+        if not supported or candidate in supported:
+            return candidate, None
+    return "yuv420p", f"{codec} cannot encode {bits}-bit video: written at 8 bits; use ffv1, libx265 or libx264"

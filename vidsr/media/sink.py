@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,9 +23,10 @@ import av
 
 from vidsr.errors import OutputError
 from vidsr.media import encoders, metadata
+from vidsr.media.depth import PLANAR
 from vidsr.media.encoders import DEFAULT_CODECS, EncodeOptions  # noqa: F401  (re-exported: callers import them from here)
 from vidsr.media.passthrough import Passthrough
-from vidsr.media.source import PLANAR_8BIT, Planes, plane_view
+from vidsr.media.source import Planes, plane_view
 from vidsr.media.tags import ColourTags
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ class VideoSink:
         self.final = final
         self.metadata = meta or metadata.Metadata()
         self.temp = temporary_path(final)
-        self.encode_options = encode
+        # pix_fmt None (auto) is resolved against the input by upscale_video; alone, the sink writes 8-bit 4:2:0.
+        self.encode_options = encode if encode.pix_fmt else replace(encode, pix_fmt="yuv420p")
         self.spec = video
         self.report = SinkReport()
         self._last_pts: int | None = None
@@ -247,7 +249,7 @@ class VideoSink:
         """Encode one frame; ``pts`` is in the input's time base."""
         frame = av.VideoFrame(self.spec.width, self.spec.height, self.encode_options.pix_fmt)
         for plane, data in zip(frame.planes, planes, strict=True):
-            plane_view(plane)[...] = data
+            plane_view(plane, data.dtype)[...] = data
         if self.time_base != self.spec.time_base:
             pts = round(pts * self.spec.time_base / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
@@ -329,9 +331,8 @@ class VideoSink:
             self.temp.unlink()
 
 
-def pixel_layout(pix_fmt: str) -> tuple[int, int]:
-    """Chroma subsampling (x, y) of an 8-bit planar output format."""
-    if pix_fmt not in PLANAR_8BIT:
-        raise OutputError(f"output pixel format {pix_fmt!r} is not supported; use one of {', '.join(PLANAR_8BIT)}")
-    sub_x, sub_y, _ = PLANAR_8BIT[pix_fmt]
-    return sub_x, sub_y
+def pixel_layout(pix_fmt: str) -> tuple[int, int, int]:
+    """Chroma subsampling (x, y) and bits per sample of a planar output format."""
+    if pix_fmt not in PLANAR:
+        raise OutputError(f"output pixel format {pix_fmt!r} is not supported; use one of {', '.join(PLANAR)}")
+    return PLANAR[pix_fmt]

@@ -29,6 +29,7 @@ import torch
 from vidsr.colour import rgb_to_ycbcr
 from vidsr.errors import InputError
 from vidsr.media import interlace, metadata
+from vidsr.media.depth import planar_format, storage_bits
 from vidsr.media.inputs import open_input, truncation, video_stream
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
 
@@ -60,21 +61,23 @@ class DecodedFrame:
 
 @dataclass(frozen=True)
 class PlaneLayout:
-    """How decoded frames are laid out once converted: size and chroma subsampling."""
+    """How decoded frames are laid out once converted: size, chroma subsampling, sample depth."""
 
     width: int
     height: int
     sub_x: int
     sub_y: int
+    bits: int = 8  # 8: uint8 planes; 10, 12, 16: uint16 planes holding codes of that many bits
 
     @property
     def chroma_size(self) -> tuple[int, int]:
         return -(-self.height // self.sub_y), -(-self.width // self.sub_x)
 
 
-def plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
-    """A (height, width) uint8 view of a plane, without the line padding."""
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+def plane_view(plane: av.video.plane.VideoPlane, dtype: type = np.uint8) -> np.ndarray:
+    """A (height, width) view of a plane (uint8, or uint16 for deep formats), without the line padding."""
+    item = np.dtype(dtype).itemsize
+    return np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // item)[:, : plane.width]
 
 
 class _FrameConverter:
@@ -85,9 +88,22 @@ class _FrameConverter:
         self.tags = tags
         self.reformat_to: str | None = None
         self.note: str | None = None
+        bits = max(c.bits for c in first.format.components)
+        self.dtype: type = np.uint8
         if name in PLANAR_8BIT:
             self.mode = "planar"
             sub_x, sub_y, _ = PLANAR_8BIT[name]
+        elif bits > 8 and not first.format.is_rgb and len(first.format.components) >= 3:
+            # 10-, 12-bit masters keep their depth: 16-bit planes, as the decoder gave them where it can.
+            self.mode = "planar"
+            sub_x = -(-first.width // first.format.chroma_width(first.width))
+            sub_y = -(-first.height // first.format.chroma_height(first.height))
+            if (sub_x, sub_y) not in ((2, 2), (2, 1), (1, 1)):
+                sub_x, sub_y = 1, 1  # 4:1:1, 4:4:0: kept whole rather than guessed at
+            bits = storage_bits(bits)
+            target = planar_format(sub_x, sub_y, bits)
+            self.reformat_to = None if target == name else target
+            self.dtype = np.uint16
         elif first.format.is_rgb or first.format.has_palette:
             # RGB sources (Cinepak, PNG...): we convert with the matrix we will tag the output with.
             self.mode = "rgb"
@@ -104,10 +120,11 @@ class _FrameConverter:
                 ("yuvj444p" if full else "yuv444p") if chroma_full else ("yuvj420p" if full else "yuv420p")
             )
             sub_x, sub_y, _ = PLANAR_8BIT[self.reformat_to]
-            bits = max(c.bits for c in first.format.components)
             if bits > 8:
                 self.note = f"input is {name}: processed at 8 bits per sample"
-        self.layout = PlaneLayout(first.width, first.height, sub_x, sub_y)
+        if self.dtype is np.uint8:
+            bits = 8
+        self.layout = PlaneLayout(first.width, first.height, sub_x, sub_y, bits)
 
     def __call__(self, frame: av.VideoFrame) -> Planes:
         if (frame.width, frame.height) != (self.layout.width, self.layout.height):
@@ -116,7 +133,7 @@ class _FrameConverter:
         if self.mode == "planar":
             if self.reformat_to:
                 frame = frame.reformat(format=self.reformat_to)
-            return tuple(plane_view(p).copy() for p in frame.planes[:3])  # type: ignore[return-value]
+            return tuple(plane_view(p, self.dtype).copy() for p in frame.planes[:3])  # type: ignore[return-value]
         if self.mode == "gray":
             y = plane_view(frame.planes[0]).copy()
             ch, cw = self.layout.chroma_size
