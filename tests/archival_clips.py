@@ -54,6 +54,8 @@ def write_clip(
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if path.suffix != ".mp4":  # MP4's muxer picks its own clock
             stream.time_base = Fraction(1, rate)
+        if codec == "ffv1":
+            stream.codec_context.gop_size = 1  # every frame a keyframe, as archives write FFV1 (cuts anywhere)
         if options:
             stream.options = options
         audio = None

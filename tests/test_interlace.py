@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 
+import av
 import pytest
 from click.testing import CliRunner
 
@@ -65,6 +66,8 @@ def test_frame_rate_deinterlace(tmp_path, order, kind):
     ins, outs = lumas(src), lumas(tmp_path / "out.mkv", 2)
     assert [t for t, _ in outs] == [t for t, _ in ins]  # one frame per frame, each at its frame's time
     assert summary.frames_in == summary.frames_out == FRAMES
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert c.streams.video[0].codec_context.field_order == 1  # flagged progressive, as it now is
     for k, ((_, woven), (_, out)) in enumerate(zip(ins, outs, strict=True)):
         assert comb(woven) > 10
         assert comb(out) < 0.1 * comb(woven), (k, comb(out), comb(woven))

@@ -256,13 +256,13 @@ def output_suffix(suffix: str, codec: str | None) -> str:
     return ".mkv"  # an unknown encoder: the sink reports it with a better message
 
 
-def effective_codec(codec: str | None, suffix: str) -> str:
+def effective_codec(codec: str | None, suffix: str, *, lossless: bool = False) -> str:
     """The encoder VideoSink uses for an output named ``*suffix``: the one asked for, else the
-    container's default.  Pieces of a segmented file are encoded with it too, so they can be joined."""
-    from vidsr.media import sink
+    container's default (its lossless one with ``lossless``).  Pieces of a segmented file are encoded
+    with it too, so they can be joined."""
+    from vidsr.media.encoders import EncodeOptions, codec_for
 
-    defaults: dict[str, str] = getattr(sink, "DEFAULT_CODECS", {})
-    return codec or defaults.get(_MUXERS.get(suffix.lower(), ""), "libx264")
+    return codec_for(_MUXERS.get(suffix.lower(), "mp4"), EncodeOptions(codec=codec, lossless=lossless))
 
 
 # FFmpeg muxer of each suffix we may keep (what av.open would guess from the name).

@@ -157,7 +157,7 @@ class RunLoop:
                 active.plan = plan
                 record.update(segments=len(plan.segments), plan=plan.id, segment_seconds=seconds)
                 ledger.manifest.put(record)
-                return pieces.first_task(ledger, active, self.options.upscale.encode.codec)
+                return pieces.first_task(ledger, active, self.options.upscale.encode)
         ledger.manifest.put(record)
         active.running = 1
         return Task(job.key, str(job.source), str(final))

@@ -16,7 +16,7 @@ from vidsr.batch.ledger import Active, Ledger
 from vidsr.batch.manifest import DONE, FAILED, PENDING
 from vidsr.batch.worker import Task, TaskResult
 from vidsr.errors import VidsrError
-from vidsr.media.sink import output_error
+from vidsr.media.sink import EncodeOptions, output_error
 
 
 def work_dir(out: Path, job: Job) -> Path:
@@ -57,7 +57,7 @@ def record(key: str, plan: seg.SegmentPlan, s: seg.Segment, state: str, **extra:
     }
 
 
-def first_task(ledger: Ledger, active: Active, codec: str | None) -> Task | None:
+def first_task(ledger: Ledger, active: Active, encode: EncodeOptions) -> Task | None:
     """Queue the pieces still to do (those a stopped run finished, and whose output is intact, are
     kept) and return the first; with none left, join the file and return None."""
     from vidsr.media.probe import probe
@@ -67,7 +67,7 @@ def first_task(ledger: Ledger, active: Active, codec: str | None) -> Task | None
     done = ledger.manifest.segments(key)
     fresh = []
     # Pieces are NUT files; they must be encoded as the final container would encode them.
-    codec = effective_codec(codec, Path(key).suffix)
+    codec = effective_codec(encode.codec, Path(key).suffix, lossless=encode.lossless)
     for s in active.plan.segments:
         r = done.get(s.index)
         if r and r.get("plan") == active.plan.id and r.get("state") == DONE and s.output.exists():

@@ -22,13 +22,14 @@ import contextlib
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from vidsr.errors import InputError, OutputError
+from vidsr.media import interlace, metadata
 from vidsr.media.inputs import open_input, video_stream
 from vidsr.media.passthrough import Passthrough
 from vidsr.media.sink import output_error, temporary_path
@@ -126,6 +127,9 @@ def split(src: Path, segment_plan: SegmentPlan) -> None:
     for s in segment_plan.segments:
         bounds.append((start, start + s.packets))
         start += s.packets
+    # The fields are judged once, on the whole file, and each piece told (see interlace.VERDICT_TAG).
+    with open_input(src) as container:
+        verdict = interlace.detect(src, video_stream(container, src), "auto").detected
     with open_input(src) as container:
         video = video_stream(container, src)
         n = 0
@@ -147,6 +151,7 @@ def split(src: Path, segment_plan: SegmentPlan) -> None:
                     out = av.open(str(temp), "w", format=PIECE_FORMAT)
                     stream = out.add_stream_from_template(video)
                     stream.time_base = video.time_base
+                    stream.metadata[interlace.VERDICT_TAG] = verdict
                     current = (seg, out, stream, temp)
                 offset = piece_offset(video.time_base)
                 packet.pts = None if packet.pts is None else packet.pts + offset
@@ -185,10 +190,10 @@ def join(segment_plan: SegmentPlan, src: Path, final: Path) -> tuple[int, list[s
     warnings: list[str] = []
     with open_input(src) as original:
         source_video = video_stream(original, src)
-        time_base = source_video.time_base
-        passthrough = [s for s in original.streams if s is not source_video and s.type in ("audio", "subtitle", "data")]
-        times, delay = _piece_times(outputs, time_base)
+        passthrough = metadata.side_streams(original, source_video)
+        times, delay, time_base = _piece_times(outputs, source_video.time_base)
         dts = _decode_times(times, delay)
+        meta = _metadata(src, original, source_video, outputs[0])
         temp = temporary_path(final)
         try:
             out = av.open(str(temp), "w")
@@ -198,12 +203,15 @@ def join(segment_plan: SegmentPlan, src: Path, final: Path) -> tuple[int, list[s
             with av.open(str(outputs[0])) as first:
                 ov = out.add_stream_from_template(first.streams.video[0])
             ov.time_base = time_base
-            ov.metadata.update(source_video.metadata)
             others = Passthrough(out, passthrough, final)
             warnings += others.warnings
-            frames = _interleave(out, outputs, ov, time_base, dts, original, passthrough, others)
+            metadata.apply(out, ov, meta)
+            offset = _offset_seconds(source_video.time_base) / time_base
+            frames = _interleave(out, outputs, ov, time_base, int(offset), dts, original, passthrough, others)
             others.flush()
             out.close()
+            dropped = metadata.dropped_warning(final, metadata.check(temp, meta, others.tags))
+            warnings += [dropped] if dropped else []
             os.replace(temp, final)
         except BaseException as exc:
             with contextlib.suppress(Exception):
@@ -217,6 +225,19 @@ def join(segment_plan: SegmentPlan, src: Path, final: Path) -> tuple[int, list[s
     return frames, warnings
 
 
+def _metadata(
+    src: Path, original: av.container.InputContainer, video: av.video.stream.VideoStream, piece: Path
+) -> metadata.Metadata:
+    """The original's metadata for the joined file; its field order as the pieces left it."""
+    with open_input(src) as again:  # the display matrix rides on decoded frames
+        first = next(again.decode(again.streams.video[video.index]), None)
+    meta = metadata.read(original, video, first)
+    with av.open(str(piece)) as p:
+        if p.streams.video[0].metadata.get(interlace.VERDICT_TAG) == interlace.DEINTERLACED:
+            meta = replace(meta, field_order=metadata.FIELD_PROGRESSIVE)
+    return meta
+
+
 def _rescale(value: int, src: Fraction, dst: Fraction, where: Path) -> int:
     exact = Fraction(value) * src / dst
     if exact.denominator != 1:
@@ -224,12 +245,17 @@ def _rescale(value: int, src: Fraction, dst: Fraction, where: Path) -> int:
     return int(exact)
 
 
-def _piece_times(outputs: list[Path], time_base: Fraction) -> tuple[list[int], int]:
-    """Presentation times of every video packet of the pieces, in decode order and in the input's
-    time base; and the largest reorder delay an encoder declared (B-frame pyramid depth)."""
-    times: list[int] = []
+def _offset_seconds(time_base: Fraction) -> Fraction:
+    return piece_offset(time_base) * time_base
+
+
+def _piece_times(outputs: list[Path], time_base: Fraction) -> tuple[list[int], int, Fraction]:
+    """Presentation times of every video packet of the pieces, in decode order; the largest reorder
+    delay an encoder declared (B-frame pyramid depth); and the clock they are counted in: the input's,
+    or half of it where the pieces hold one picture per field (the second fields fall midway)."""
+    seconds: list[Fraction] = []
     delay = 0
-    offset = piece_offset(time_base)
+    offset = _offset_seconds(time_base)
     for path in outputs:
         with av.open(str(path)) as piece:
             stream = piece.streams.video[0]
@@ -238,8 +264,12 @@ def _piece_times(outputs: list[Path], time_base: Fraction) -> tuple[list[int], i
                 if packet.size:
                     if packet.pts is None:
                         raise OutputError(f"cannot join {path}: a packet has no timestamp")
-                    times.append(_rescale(packet.pts, stream.time_base, time_base, path) - offset)
-    return times, delay
+                    seconds.append(packet.pts * stream.time_base - offset)
+    for clock in (time_base, time_base / 2):
+        ticks = [t / clock for t in seconds]
+        if all(t.denominator == 1 for t in ticks):
+            return [int(t) for t in ticks], delay, clock
+    raise OutputError(f"cannot join {outputs[0].parent}: piece timestamps are not whole ticks of {time_base}")
 
 
 def _decode_times(pts: list[int], declared_delay: int) -> list[int]:
@@ -260,10 +290,10 @@ def _decode_times(pts: list[int], declared_delay: int) -> list[int]:
     return [order[i] - span if i < d else order[i - d] for i in range(len(pts))]
 
 
-def _interleave(out, outputs, ov, time_base, dts, original, passthrough, others: Passthrough) -> int:
+def _interleave(out, outputs, ov, time_base, offset, dts, original, passthrough, others: Passthrough) -> int:
     """Mux video (pieces in order) and passthrough packets, earliest decode time first, so the muxer's
     interleaving queue stays short however long the file is."""
-    video = _video_packets(outputs, ov, time_base, dts)
+    video = _video_packets(outputs, ov, time_base, offset, dts)
     extra = (p for p in original.demux(*passthrough) if others.wants(p)) if passthrough else iter(())
     v = next(video, None)
     o = next(extra, None)
@@ -284,9 +314,8 @@ def _seconds(packet: av.Packet) -> Fraction:
     return Fraction(t) * packet.time_base
 
 
-def _video_packets(outputs, ov, time_base, dts):
+def _video_packets(outputs, ov, time_base, offset, dts):
     i = 0
-    offset = piece_offset(time_base)
     for path in outputs:
         with av.open(str(path)) as piece:
             stream = piece.streams.video[0]

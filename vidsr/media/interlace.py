@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 MODES = ("auto", "on", "off")
 DETECT_SECONDS = 2.0  # how much of the start idet looks at
 DETECT_FRAMES = 60  # and at most this many frames (a 60i second is 30 frames)
+# A video stream tag with a verdict made elsewhere: the pieces of a segmented batch run carry the one made
+# for the whole file (each piece alone could look otherwise: a still start, a container flag NUT drops).
+# A piece's upscaled output carries it too, set to what its fields are then (progressive, once deinterlaced).
+VERDICT_TAG = "vidsr_fields"
+VERDICTS = ("tff", "bff", "progressive")
+DEINTERLACED = "deinterlaced"  # the verdict tag of an output whose fields were woven into frames
 # AVFieldOrder values, by which field comes first in time.
 _TOP_FIRST, _BOTTOM_FIRST = {2, 4}, {3, 5}
 
@@ -164,6 +170,9 @@ def detect(path: Path, stream: av.video.stream.VideoStream, mode: str = "auto", 
     if mode not in MODES:
         raise InputError(f"--deinterlace must be one of {', '.join(MODES)}, not {mode!r}")
     flags = flag_order(stream)
+    verdict = stream.metadata.get(VERDICT_TAG)
+    if verdict in VERDICTS and mode != "off":
+        return Interlace(flags, None, verdict, "found for the whole file before it was cut", mode, field_rate)
     if mode == "off":
         detected, reason = decide(flags, None)
         return Interlace(flags, None, detected, reason, mode, field_rate)
@@ -205,3 +214,10 @@ class Deinterlacer:
             frame.pts = frame.pts // 2
         frame.time_base = self.output_time_base
         return frame
+
+
+def output_tags(video_tags: dict[str, str], found: Interlace) -> dict[str, str]:
+    """The video tags for the output: a verdict tag (a piece's) says what the output's fields are."""
+    if VERDICT_TAG not in video_tags:
+        return video_tags
+    return {**video_tags, VERDICT_TAG: DEINTERLACED if found.deinterlace else found.detected}

@@ -165,7 +165,7 @@ def apply(out: av.container.OutputContainer, stream: av.video.stream.VideoStream
         out.set_chapters([dict(c) for c in meta.chapters])  # type: ignore[misc]
     if meta.display_matrix is not None:
         stream.set_display_matrix(list(meta.display_matrix))
-    if meta.field_order > FIELD_PROGRESSIVE:
+    if meta.field_order != FIELD_UNKNOWN:  # progressive too: deinterlaced output says so
         stream.codec_context.field_order = meta.field_order
 
 

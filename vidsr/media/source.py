@@ -226,6 +226,7 @@ class VideoSource:
             self.tags = resolve(raw, first.width, first.height, full_range_format=full)
             self.input_tags = raw
             self.metadata = metadata.read(self.container, self.video, self._first_decoded)
+            self.metadata = replace(self.metadata, video=interlace.output_tags(self.metadata.video, self.interlace))
             if self._deinterlacer is not None:
                 self.metadata = replace(self.metadata, field_order=metadata.FIELD_PROGRESSIVE)
             self._convert = _FrameConverter(first, self.tags)
