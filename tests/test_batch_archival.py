@@ -3,16 +3,19 @@ through a segmented run (pieces cut at keyframes, upscaled apart, joined) as thr
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import av
 import pytest
+from click.testing import CliRunner
 
 from tests.archival_clips import comb, grey_chroma, noise_planes, psnr, read_planes, weave, write_clip
 from tests.test_interlace import FRAMES, PICTURES
 from tests.test_metadata import EXPECTED, archival, facts
 from vidsr.batch import BatchOptions, UpscaleSettings, run_batch, segments
 from vidsr.batch.options import RuntimeSettings
+from vidsr.cli import cli
 from vidsr.media.interlace import VERDICT_TAG
 from vidsr.media.sink import EncodeOptions
 from vidsr.media.source import VideoSource
@@ -117,3 +120,27 @@ def test_segmented_lossless_and_10bit_round_trip(tmp_path, encode, pix_fmt, bits
         assert t_in == t_out
         for plane_in, plane_out in zip(a, b, strict=True):
             assert psnr(plane_out[::2, ::2], plane_in, peak=(1 << bits) - 1) == float("inf")
+
+
+def test_cuts_only_where_packets_hold_whole_pictures(tmp_path, monkeypatch):
+    """A packet that holds one field of a frame (PAFF H.264, MPEG-2 field pictures) must not start a
+    piece: the other field would be in the piece before.  Such files are not cut at all."""
+    src = tff_clip(tmp_path, flagged=True)
+    assert segments.whole_pictures(src)  # FFV1 (and x264, MBAFF) store both fields in one packet
+    assert len(segments.plan(src, tmp_path, 0.15).segments) > 1
+    monkeypatch.setattr(segments, "whole_pictures", lambda path: False)  # as a field-per-packet file shows
+    assert [s.packets for s in segments.plan(src, tmp_path, 0.15).segments] == [FRAMES]
+
+
+def test_cli_batch_passes_the_archival_options(tmp_path):
+    src = tff_clip(tmp_path, flagged=False)
+    out = tmp_path / "out"
+    args = ["batch", str(src), "-o", str(out), "-m", "nearest", "-s", "2", "--device", "cpu", "--threads", "1"]
+    result = CliRunner().invoke(
+        cli, [*args, "--lossless", "--field-rate", "--segment-seconds", "0.15", "--json", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.stdout)["files"]
+    assert record["frames_out"] == 2 * FRAMES and record["segments"] > 1
+    with av.open(str(out / src.name)) as c:
+        assert c.streams.video[0].codec_context.name == "ffv1"

@@ -41,6 +41,7 @@ PIECE_FORMAT = "nut"
 # is far more than any B-frame delay, so nothing in a piece is ever negative and nothing is shifted.
 PIECE_OFFSET_SECONDS = 3600
 _LOOKAHEAD = 32  # packets after a keyframe checked for leading pictures (B-frame reorder depth is far less)
+_PROBE_PACKETS = 24  # packets decoded to see that each holds a whole picture (both fields)
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,11 @@ def plan(src: Path, work: Path, seconds: float) -> SegmentPlan:
     packets, time_base = _scan(src)
     cuts = [0]
     seen_max: int | None = None
+    whole = whole_pictures(src)
     for i, p in enumerate(packets):
         if (
-            i > 0
+            whole
+            and i > 0
             and p.keyframe
             and float((p.time - packets[cuts[-1]].time) * time_base) >= seconds
             and seen_max is not None
@@ -94,6 +97,28 @@ def plan(src: Path, work: Path, seconds: float) -> SegmentPlan:
         for k in range(len(cuts))
     )
     return SegmentPlan(digest, segments)
+
+
+def whole_pictures(src: Path, packets: int = _PROBE_PACKETS) -> bool:
+    """Whether each video packet of ``src`` holds a whole picture, judged on its first ``packets``.
+
+    Not always so: field-coded H.264 (PAFF) and MPEG-2 field pictures may store the two fields of a
+    frame in two packets, and a cut between them would split a field pair (each piece decoding a
+    lone field).  Such files are not cut.  Decoding the first packets shows it: they give fewer
+    pictures than packets."""
+    sent = pictures = 0
+    with open_input(src) as container:
+        video = video_stream(container, src)
+        try:
+            for packet in container.demux(video):
+                if packet.size and sent == packets:
+                    pictures += len(video.decode(None))  # what the decoder still holds
+                    break
+                sent += bool(packet.size)
+                pictures += len(packet.decode())  # the end-of-file packet (size 0) drains the decoder
+        except av.error.FFmpegError:
+            return False  # what cannot be decoded cleanly is not cut either
+    return sent > 0 and pictures >= sent
 
 
 def _scan(src: Path) -> tuple[list[_Packet], Fraction]:
