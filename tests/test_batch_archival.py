@@ -8,11 +8,11 @@ from fractions import Fraction
 
 import av
 import pytest
+from archival_clips import comb, grey_chroma, noise_planes, psnr, read_planes, weave, write_clip
 from click.testing import CliRunner
+from test_interlace import FRAMES, PICTURES
+from test_metadata import EXPECTED, archival, facts
 
-from tests.archival_clips import comb, grey_chroma, noise_planes, psnr, read_planes, weave, write_clip
-from tests.test_interlace import FRAMES, PICTURES
-from tests.test_metadata import EXPECTED, archival, facts
 from vidsr.batch import BatchOptions, UpscaleSettings, run_batch, segments
 from vidsr.batch.options import RuntimeSettings
 from vidsr.cli import cli

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from archival_clips import grey_chroma, moving_picture, noise_planes, psnr, read_planes, write_clip
 
-from tests.archival_clips import grey_chroma, moving_picture, noise_planes, psnr, read_planes, write_clip
 from vidsr.colour import BT601_STUDIO
 from vidsr.media.depth import SampleDepth, quantise, to_float
 from vidsr.media.sink import EncodeOptions

@@ -14,9 +14,9 @@ from fractions import Fraction
 
 import av
 import pytest
+from archival_clips import comb, grey_chroma, moving_picture, psnr, read_planes, weave, write_clip
 from click.testing import CliRunner
 
-from tests.archival_clips import comb, grey_chroma, moving_picture, psnr, read_planes, weave, write_clip
 from vidsr.cli import cli
 from vidsr.media.interlace import decide
 from vidsr.media.sink import EncodeOptions

@@ -7,9 +7,9 @@ import json
 import av
 import numpy as np
 import pytest
+from archival_clips import noise_planes, read_planes, write_clip
 from click.testing import CliRunner
 
-from tests.archival_clips import noise_planes, read_planes, write_clip
 from vidsr.cli import cli
 from vidsr.errors import OutputError
 from vidsr.media.sink import EncodeOptions

@@ -8,9 +8,9 @@ from fractions import Fraction
 
 import av
 import pytest
+from archival_clips import noise_planes, write_clip
 from click.testing import CliRunner
 
-from tests.archival_clips import noise_planes, write_clip
 from vidsr.cli import cli
 from vidsr.media.metadata import display_matrix, rotation_of
 from vidsr.media.sink import EncodeOptions
