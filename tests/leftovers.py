@@ -18,7 +18,10 @@ import time
 from pathlib import Path
 
 _PR_SET_CHILD_SUBREAPER = 36
-_GRACE = 10.0  # seconds for orphans already dying (PR_SET_PDEATHSIG sent, cleanup running) to go
+# Seconds for orphans on their way out to go: a batch worker whose coordinator died while it was still
+# importing (before PR_SET_PDEATHSIG) only notices when it gets there, which on a starved machine takes
+# many seconds.  A bound for a hang, not a timing assumption: one still here then never leaves.
+_GRACE = 120.0
 
 
 def _children() -> dict[int, str]:
@@ -43,10 +46,12 @@ def main(command: list[str]) -> int:
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise SystemExit("leftovers.py needs Linux (PR_SET_CHILD_SUBREAPER)")
     code = subprocess.call(command)
-    deadline = time.monotonic() + _GRACE
-    while (left := _children()) and time.monotonic() < deadline:
+    ended = time.monotonic()
+    while (left := _children()) and time.monotonic() < ended + _GRACE:
         time.sleep(0.1)
     if not left:
+        if time.monotonic() - ended > 1:
+            print(f"leftovers.py: processes outlived {command[0]} by {time.monotonic() - ended:.0f} s", file=sys.stderr)
         return code
     print(f"{len(left)} processes outlived {command[0]}:", file=sys.stderr)
     for pid, cmd in left.items():
