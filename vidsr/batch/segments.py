@@ -254,9 +254,7 @@ def _metadata(
     src: Path, original: av.container.InputContainer, video: av.video.stream.VideoStream, piece: Path
 ) -> metadata.Metadata:
     """The original's metadata for the joined file; its field order as the pieces left it."""
-    with open_input(src) as again:  # the display matrix rides on decoded frames
-        first = next(again.decode(again.streams.video[video.index]), None)
-    meta = metadata.read(original, video, first)
+    meta = metadata.read(original, video, metadata.first_matrix(src, video.index))
     with av.open(str(piece)) as p:
         if p.streams.video[0].metadata.get(interlace.VERDICT_TAG) == interlace.DEINTERLACED:
             meta = replace(meta, field_order=metadata.FIELD_PROGRESSIVE)

@@ -24,7 +24,7 @@ from typing import Any
 
 import av
 
-from vidsr.errors import InputError
+from vidsr.errors import InputError, UnsupportedError
 from vidsr.media.metadata import FIELD_ORDER_NAMES, FIELD_PROGRESSIVE
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,9 @@ def _graph(first: av.VideoFrame, time_base: Fraction, *filters: tuple[str, str |
     return graph
 
 
-def run_idet(path: Path, *, seconds: float = DETECT_SECONDS, frames: int = DETECT_FRAMES) -> tuple[dict[str, int], int]:
+def run_idet(
+    path: Path, index: int, *, seconds: float = DETECT_SECONDS, frames: int = DETECT_FRAMES
+) -> tuple[dict[str, int], int]:
     """idet's multi-frame counts (tff, bff, progressive, undetermined) over the start of ``path``, and
     how many frames carried the decoder's interlaced flag."""
     counts = {"tff": 0, "bff": 0, "progressive": 0, "undetermined": 0}
@@ -116,7 +118,7 @@ def run_idet(path: Path, *, seconds: float = DETECT_SECONDS, frames: int = DETEC
     graph = None
     last: av.VideoFrame | None = None
     with av.open(str(path), metadata_errors="replace") as container:
-        stream = container.streams.video[0]
+        stream = container.streams[index]
         seen = 0
         try:
             for frame in container.decode(stream):
@@ -176,7 +178,12 @@ def detect(path: Path, stream: av.video.stream.VideoStream, mode: str = "auto", 
     if mode == "off":
         detected, reason = decide(flags, None)
         return Interlace(flags, None, detected, reason, mode, field_rate)
-    counts, flagged = run_idet(path)
+    try:
+        counts, flagged = run_idet(path, stream.index)
+    except (av.error.FFmpegError, ValueError) as exc:  # a pixel format no filter takes, a decoder that gave up
+        log.debug("idet could not run on %s: %s", path, exc)
+        detected, reason = decide(flags, None)
+        return Interlace(flags, None, detected, f"{reason}; idet could not look at the pictures", mode, field_rate)
     detected, reason = decide(flags, counts, flagged)
     return Interlace(flags, counts, detected, reason, mode, field_rate)
 
@@ -204,7 +211,10 @@ class Deinterlacer:
         if frame is None and self._graph is None:
             return []
         if self._graph is None:
-            self._graph = self._build(frame)
+            try:
+                self._graph = self._build(frame)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise UnsupportedError(f"cannot deinterlace {frame.format.name} video: {exc}") from None
         self._graph.vpush(frame)
         return [self._retime(f) for f in _drain(self._graph)]
 

@@ -77,6 +77,16 @@ def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     return None if matrix == identity else matrix
 
 
+def first_matrix(path: Path, index: int) -> tuple[int, ...] | None:
+    """The display matrix on the first decoded frame of stream ``index`` of ``path`` (it rides on frames)."""
+    with av.open(str(path), metadata_errors="replace") as container:
+        try:
+            first = next(container.decode(container.streams[index]), None)
+        except av.error.FFmpegError:
+            return None
+    return display_matrix(first) if first is not None else None
+
+
 def rotation_of(matrix: tuple[int, ...] | None) -> int:
     """Counter-clockwise degrees of a display matrix (FFmpeg's av_display_rotation_get, rounded)."""
     if matrix is None:
@@ -139,9 +149,9 @@ class Metadata:
 
 
 def read(
-    container: av.container.InputContainer, video: av.stream.Stream, first: av.VideoFrame | None = None
+    container: av.container.InputContainer, video: av.stream.Stream, matrix: tuple[int, ...] | None = None
 ) -> Metadata:
-    """The input's metadata; ``first`` (its first decoded frame) carries the display matrix."""
+    """The input's metadata; ``matrix``: the display matrix its decoded frames carry (:func:`display_matrix`)."""
     video_tags = _kept(dict(video.metadata))
     container_tags = _kept(dict(container.metadata))
     # MP4 repeats the timecode on the container and on its timecode track: keep it on the video.
@@ -152,7 +162,7 @@ def read(
         container=container_tags,
         video=video_tags,
         chapters=tuple(container.chapters()),
-        display_matrix=display_matrix(first) if first is not None else None,
+        display_matrix=matrix,
         field_order=video.codec_context.field_order if video.codec_context else FIELD_UNKNOWN,
     )
 

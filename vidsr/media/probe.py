@@ -105,9 +105,7 @@ def probe(path: str | Path, *, decode: bool = False) -> MediaInfo:
             rate = round((len(pts) - 1) / span, 3) if span > 0 else None
         tags = ColourTags(cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
         fields = interlace.detect(path, video, "auto")
-        with open_input(path) as again:  # the display matrix rides on decoded frames
-            first = next(again.decode(again.streams.video[video.index]), None)
-        meta = metadata.read(container, video, first)
+        meta = metadata.read(container, video, metadata.first_matrix(path, video.index))
         return MediaInfo(
             path=str(path),
             container=container.format.name,

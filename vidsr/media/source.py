@@ -211,7 +211,7 @@ class VideoSource:
             self._deinterlacer = (
                 interlace.Deinterlacer(self.interlace, self.video.time_base) if self.interlace.deinterlace else None
             )
-            self._first_decoded: av.VideoFrame | None = None  # before deinterlacing: its side data is the input's
+            self._matrix: tuple[int, ...] | None = None  # the first frame's display matrix, before any filter
             self.frames_read = 0  # pictures the decoder gave (frames_decoded counts those handed on)
             self.corrupt_packets = 0  # packets the decoder rejected: their frames are lost
             self.damaged_frames = 0  # frames the decoder flagged as concealed: written, but warned of
@@ -225,7 +225,7 @@ class VideoSource:
             full = PLANAR_8BIT.get(first.format.name, (0, 0, False))[2]
             self.tags = resolve(raw, first.width, first.height, full_range_format=full)
             self.input_tags = raw
-            self.metadata = metadata.read(self.container, self.video, self._first_decoded)
+            self.metadata = metadata.read(self.container, self.video, self._matrix)
             self.metadata = replace(self.metadata, video=interlace.output_tags(self.metadata.video, self.interlace))
             if self._deinterlacer is not None:
                 self.metadata = replace(self.metadata, field_order=metadata.FIELD_PROGRESSIVE)
@@ -272,8 +272,8 @@ class VideoSource:
             log.debug("corrupt packet at pts %s: %s", packet.pts, exc)
             return []
         self.frames_read += len(frames)
-        if frames and self._first_decoded is None:
-            self._first_decoded = frames[0]
+        if frames and self.frames_read == len(frames):  # the first: its side data is the input's
+            self._matrix = metadata.display_matrix(frames[0])
         if self._deinterlacer is None:
             return frames
         return [out for frame in frames for out in self._deinterlacer.push(frame)]
