@@ -95,7 +95,7 @@ def test_encoder_without_10bit_falls_back_to_8bit_with_a_warning(tmp_path):
     src = write_clip(tmp_path / "master.mkv", noise_planes(2, bits=10), pix_fmt="yuv420p10le")
     summary = upscale(src, tmp_path / "out.avi", pix_fmt=None)  # AVI: mpeg4, 8-bit only
     assert pix_fmt_of(tmp_path / "out.avi") == "yuv420p"
-    assert "mpeg4 cannot encode 10-bit video: written at 8 bits; use ffv1, libx265 or libx264" in summary.warnings
+    assert "mpeg4 cannot encode 10-bit video: written at 8 bits" in summary.warnings
 
 
 def test_learned_luma_model_on_10bit_matches_its_8bit_output(tmp_path):
@@ -157,3 +157,15 @@ def test_16bit_codes_survive_the_int16_transport():
     assert np.allclose(x.numpy() * 65535, codes)
     back = PlaneBatch(quantise(x, depth), batch.cb, batch.cr).frames()[0][0]
     assert back.dtype == np.uint16 and np.array_equal(back, codes)
+
+
+def test_prores_takes_10bit_420_as_422(tmp_path):
+    """ProRes has no 4:2:0: auto picks the nearest it has that loses nothing (4:2:2, still 10 bits)."""
+    pictures = [moving_picture(t, bits=10) for t in range(3)]
+    frames = [(p, *(np.full((24, 32), 512, np.uint16) for _ in range(2))) for p in pictures]
+    src = write_clip(tmp_path / "master.mkv", frames, pix_fmt="yuv420p10le")
+    summary = upscale(src, tmp_path / "out.mov", codec="prores_ks", pix_fmt=None)
+    assert pix_fmt_of(tmp_path / "out.mov") == "yuv422p10le" and not summary.warnings
+    for (_, a), (_, b) in zip(read_planes(src), read_planes(tmp_path / "out.mov"), strict=True):
+        assert psnr(b[0][::2, ::2], a[0], peak=1023) > 40
+        assert b[1].shape == (96, 64)  # 4:2:2 at twice the size

@@ -235,7 +235,7 @@ def join(segment_plan: SegmentPlan, src: Path, final: Path) -> tuple[int, list[s
             frames = _interleave(out, outputs, ov, time_base, int(offset), dts, original, passthrough, others)
             others.flush()
             out.close()
-            dropped = metadata.dropped_warning(final, metadata.check(temp, meta, others.tags))
+            dropped = metadata.dropped_warning(final, temp, meta, others.tags)
             warnings += [dropped] if dropped else []
             os.replace(temp, final)
         except BaseException as exc:

@@ -128,17 +128,28 @@ def pixel_formats(codec: str) -> set[str]:
 def output_format(asked: str | None, codec: str, sub_x: int, sub_y: int, bits: int) -> tuple[str, str | None]:
     """The output pixel format, and a note when it is shallower than the input.
 
-    Asked for: that.  Auto: yuv420p for 8-bit input (the fast path, and what every player takes);
-    for deeper input its own chroma layout at its own depth, else the deepest the encoder takes."""
+    Asked for: that.  Auto: yuv420p for 8-bit input (the fast path, and what every player takes); for
+    deeper input its own chroma layout at its own depth.  Where the encoder takes neither, the nearest it
+    does: the same layout at less depth, then more chroma (no loss: ProRes has no 4:2:0), then less."""
     if asked:
         shallow = bits > 8 and asked in PLANAR and PLANAR[asked][2] == 8
         return asked, f"input has {bits} bits per sample: written at 8 bits ({asked})" if shallow else None
+    own = (2, 2) if bits == 8 else (sub_x, sub_y)
+    share = {(2, 2): 1, (2, 1): 2, (1, 1): 4}  # chroma samples per two luma samples
+    richer = [own, *sorted((s for s in share if share[s] > share[own]), key=share.get)]
+    poorer = sorted((s for s in share if share[s] < share[own]), key=share.get, reverse=True)
     if bits == 8:
-        return "yuv420p", None
+        candidates = [(layout, 8) for layout in richer] + [(layout, 10) for layout in richer]
+    else:
+        # The input's depth, then less, then more (16-bit samples hold 10-bit ones without loss); each
+        # with the input's chroma or more (upsampled chroma loses nothing), then less, then 8 bits.
+        deep = [b for b in (16, 12, 10) if b <= bits] + [b for b in (12, 16) if b > bits]
+        candidates = [(layout, b) for b in deep for layout in richer] + [(layout, b) for b in deep for layout in poorer]
+        candidates += [(layout, 8) for layout in richer + poorer]
     supported = pixel_formats(codec)
-    depths = [b for b in (16, 12, 10) if b <= bits]
-    candidates = [planar_format(sub_x, sub_y, b) for b in depths] + [planar_format(2, 2, b) for b in depths]
-    for candidate in candidates:
+    for layout, depth in candidates:
+        candidate = planar_format(*layout, depth)
         if not supported or candidate in supported:
-            return candidate, None
-    return "yuv420p", f"{codec} cannot encode {bits}-bit video: written at 8 bits; use ffv1, libx265 or libx264"
+            shallow = bits > 8 >= depth
+            return candidate, f"{codec} cannot encode {bits}-bit video: written at 8 bits" if shallow else None
+    return planar_format(*own, 8), None  # nothing planar: the sink says what the encoder takes

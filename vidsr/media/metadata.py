@@ -12,6 +12,7 @@ warning (:func:`dropped_warning`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,8 @@ def read(
     video_tags = _kept(dict(video.metadata))
     container_tags = _kept(dict(container.metadata))
     # MP4 repeats the timecode on the container and on its timecode track: keep it on the video.
-    if _get(container_tags, "timecode") and not _get(video_tags, "timecode"):
-        video_tags["timecode"] = _get(container_tags, "timecode")  # type: ignore[assignment]
+    if (timecode := _get(container_tags, "timecode")) and not _get(video_tags, "timecode"):
+        video_tags["timecode"] = timecode
     container_tags = {k: v for k, v in container_tags.items() if k.lower() != "timecode"}
     return Metadata(
         container=container_tags,
@@ -193,7 +194,7 @@ def stream_tags(label: str, output_index: int, tags: dict[str, str]) -> StreamTa
     return StreamTags(label, output_index, wanted)
 
 
-def check(path: Path, meta: Metadata, others: list[StreamTags] = ()) -> list[str]:  # type: ignore[assignment]
+def check(path: Path, meta: Metadata, others: Sequence[StreamTags] = ()) -> list[str]:
     """What of ``meta`` (and the passthrough streams' titles and languages) the file at ``path`` lacks."""
     missing: list[str] = []
     with av.open(str(path)) as written:
@@ -226,7 +227,13 @@ def check(path: Path, meta: Metadata, others: list[StreamTags] = ()) -> list[str
     return missing
 
 
-def dropped_warning(final: Path, missing: list[str]) -> str | None:
+def dropped_warning(final: Path, written: Path, meta: Metadata, others: Sequence[StreamTags] = ()) -> str | None:
+    """One warning naming what of ``meta`` the file at ``written`` (to be renamed ``final``) lacks, or None."""
+    try:
+        missing = check(written, meta, others)
+    except av.error.FFmpegError as exc:  # the file is complete (its muxer said so); only the look-back failed
+        log.debug("cannot read back %s: %s", written, exc)
+        return None
     if not missing:
         return None
     return f"{final.suffix or final.name} cannot hold the input's {'; '.join(missing)}: dropped"

@@ -297,7 +297,7 @@ class VideoSink:
                 self.container.close()
             except OSError as exc:
                 raise output_error(self.final, exc) from None
-        warning = metadata.dropped_warning(self.final, metadata.check(self.temp, self.metadata, self.passthrough.tags))
+        warning = metadata.dropped_warning(self.final, self.temp, self.metadata, self.passthrough.tags)
         if warning:
             self._warn(warning)
 
