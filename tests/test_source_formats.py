@@ -181,11 +181,6 @@ def test_each_layout_upscales_end_to_end(tmp_path, size_change, kind):
         assert [(f.width, f.height) for f in c.decode(video=0)] == [(2 * width, 2 * height)] * count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source.py: frames with no timestamp at all continue at 1 tick of the stream's time base "
-    "(1/1200000 s for a raw .h264 file), not one frame interval; reported to the source's owner",
-)
 def test_raw_h264_without_timestamps_keeps_the_frame_rate(tmp_path):
     clip = tmp_path / "raw.h264"
     with av.open(str(clip), "w", format="h264") as out:

@@ -154,16 +154,19 @@ class _Retimer:
     its own pts, for a scrambled one the right presentation time.
     """
 
-    def __init__(self, window: int = REORDER_WINDOW) -> None:
+    def __init__(self, window: int = REORDER_WINDOW, frame_ticks: int = 1) -> None:
+        """``frame_ticks``: one frame interval in ticks of the time base, for frames without pts before
+        any interval was seen (a raw .h264 file has none: its clock is the parser's 1/1200000 s)."""
         self.window = window
         self.frames: deque[tuple[int, Planes]] = deque()
         self.heap: list[int] = []
         self.last: int | None = None
         self.step: int | None = None  # the smallest frame interval seen, for frames without pts
+        self.frame_ticks = max(1, frame_ticks)
 
     def push(self, index: int, pts: int | None, planes: Planes) -> Iterator[DecodedFrame]:
         if pts is None:  # no timestamp at all: continue the cadence
-            step = self.step or 1
+            step = self.step or self.frame_ticks
             pts = (max(self.heap) if self.heap else (self.last if self.last is not None else -step)) + step
         heapq.heappush(self.heap, pts)
         self.frames.append((index, planes))
@@ -327,7 +330,7 @@ class VideoSource:
 
         ``convert=False`` leaves the planes out (``None``): counting frames needs no colour conversion.
         """
-        retimer = _Retimer()
+        retimer = _Retimer(frame_ticks=round(1 / (self.frame_rate * self.time_base)) if self.time_base else 1)
         index = 0
         held: list[av.Packet] = []
 
