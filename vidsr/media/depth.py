@@ -71,6 +71,12 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 def to_float(codes: torch.Tensor, depth: SampleDepth) -> torch.Tensor:
     """Code values (uint8, or uint16 bits in int16) to float32, 1.0 at ``depth.peak``."""
+    if codes.device.type == "cpu":
+        # numpy's single-threaded ufuncs: torch's elementwise ops fork their threads per op, which on
+        # two shared cores costs more than the arithmetic (as vidsr.resample.to_uint8 measured).
+        a = codes.numpy()
+        a = a.view(np.uint16) if a.dtype == np.int16 else a
+        return torch.from_numpy(np.multiply(a, np.float32(1.0 / depth.peak), dtype=np.float32))
     wide = codes.to(torch.int32)
     if codes.dtype == torch.int16:
         wide.bitwise_and_(0xFFFF)  # undo the sign the int16 view gave codes above 32767
@@ -79,6 +85,13 @@ def to_float(codes: torch.Tensor, depth: SampleDepth) -> torch.Tensor:
 
 def quantise(x: torch.Tensor, depth: SampleDepth) -> torch.Tensor:
     """float32 (1.0 at the peak) to rounded code values: uint8, or for deep formats uint16 bits in int16."""
+    if x.device.type == "cpu":
+        a = x.detach().float().numpy()
+        t = np.multiply(a, np.float32(depth.peak), dtype=np.float32)
+        np.rint(t, out=t)
+        np.clip(t, 0.0, float(depth.max_code), out=t)
+        out = t.astype(np.uint16 if depth.deep else np.uint8)
+        return torch.from_numpy(out.view(np.int16) if depth.deep else out)
     codes = x.mul(depth.peak).round_().clamp_(0.0, float(depth.max_code))
     if not depth.deep:
         return codes.to(torch.uint8)
