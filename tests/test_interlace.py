@@ -13,6 +13,7 @@ import json
 from fractions import Fraction
 
 import av
+import numpy as np
 import pytest
 from archival_clips import comb, grey_chroma, moving_picture, psnr, read_planes, weave, write_clip
 from click.testing import CliRunner
@@ -147,3 +148,21 @@ def test_probe_says_what_it_found(tmp_path):
     assert fields["idet"]["bff"] >= FRAMES - 2
     text = CliRunner().invoke(cli, ["probe", str(src)]).output
     assert "fields: bff (no interlaced flags, but the pictures are bff" in text
+
+
+def test_10bit_interlaced_master_is_deinterlaced_at_10_bits(tmp_path):
+    pictures = [moving_picture(t, bits=10) for t in range(2 * FRAMES)]
+    frames = [grey_chroma(weave(pictures[2 * k], pictures[2 * k + 1], "bff")) for k in range(FRAMES)]
+    frames = [(y, np.full_like(cb, 512), np.full_like(cr, 512)) for y, cb, cr in frames]
+    src = write_clip(tmp_path / "bff10.mkv", frames, pix_fmt="yuv420p10le")
+    dst = tmp_path / "out.mkv"
+    args = ["upscale", str(src), "-o", str(dst), "-m", "nearest", "-s", "2", "--device", "cpu", "--codec", "ffv1"]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["interlace"]["detected"] == "bff" and summary["interlace"]["deinterlaced"]
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+    for k, ((_, woven), (_, luma)) in enumerate(zip(lumas(src), lumas(dst, 2), strict=True)):
+        assert comb(luma) < 0.1 * comb(woven), k
+        assert psnr(luma, pictures[2 * k], peak=1023) > 30
