@@ -146,6 +146,8 @@ def upscale_video(
         sub_x, sub_y, bits_out = pixel_layout(pix_fmt)
         full_range = source.tags.color_range == RANGE_FULL
         depth_in, depth_out = SampleDepth(layout.bits, full_range), SampleDepth(bits_out, full_range)
+        # Only deep video names its depths: 8-bit calls stay those of any upscaler (bench's stand-ins too).
+        depths = {"depth_in": depth_in, "depth_out": depth_out} if depth_in.deep or depth_out.deep else {}
         geometry = output_geometry(layout.height, layout.width, up.scale, sub_x, sub_y)
         warnings = [note for note in (source.note, depth_note) if note]
         warnings += interlace_notes(source.interlace)
@@ -158,7 +160,7 @@ def upscale_video(
 
         def process(frames: list[DecodedFrame]):
             planes = PlaneBatch.stack([f.planes for f in frames], pin=pin)
-            return up.upscale_planes(planes, fmt, fmt, geometry, depth_in, depth_out).frames()
+            return up.upscale_planes(planes, fmt, fmt, geometry, **depths).frames()
 
         sink = VideoSink(final, encode, spec, source.passthrough, source.metadata)
         started = time.perf_counter()
