@@ -103,3 +103,11 @@ def test_cli_lossless(tmp_path, master):
     bad = CliRunner().invoke(cli, [*args, "--codec", "mpeg4", "--overwrite"])
     assert bad.exit_code != 0
     assert "Error: mpeg4 has no lossless mode" in bad.output
+
+
+def test_a_container_that_cannot_hold_the_encoder_says_so(tmp_path, master):
+    with pytest.raises(OutputError) as err:
+        upscale_video(
+            master, tmp_path / "out.webm", model="nearest", scale=2, device="cpu", encode=EncodeOptions(codec="ffv1")
+        )
+    assert str(err.value) == f"cannot encode {tmp_path / 'out.webm'}: .webm cannot hold ffv1; try .mkv"

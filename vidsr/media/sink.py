@@ -197,6 +197,9 @@ class VideoSink:
         try:
             stream = self.container.add_stream(codec, rate=self.spec.frame_rate)
         except (av.error.FFmpegError, ValueError) as exc:
+            if encoders.pixel_formats(codec):  # a real encoder, in a container that cannot hold its codec
+                where = f"cannot encode {self.final}: {self.final.suffix}"
+                raise OutputError(f"{where} cannot hold {codec}; try .mkv") from None
             raise OutputError(f"cannot encode {self.final}: unknown encoder {codec!r} ({exc})") from None
         if stream.type != "video":
             raise OutputError(f"{codec!r} is not a video encoder")
