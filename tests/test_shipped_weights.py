@@ -16,7 +16,7 @@ KEYS = {"architecture", "model", "scale", "recipe", "val_psnr", "val_ssim", "bic
 
 def test_the_promised_weights_ship() -> None:
     names = {p.stem for p in SHIPPED}
-    assert {"espcn_x2.paper", "espcn_x3.paper", "espcn_x4.paper"} <= names
+    assert {"espcn_x2.paper", "espcn_x3.paper", "espcn_x4.paper", "srresnet_x2.paper", "srresnet_x4.paper"} <= names
     assert all(n.split(".")[1] in WEIGHT_SETS for n in names)
 
 
@@ -38,7 +38,8 @@ def test_shipped_weights_load_and_beat_bicubic(path) -> None:
     hr = load_rgb(data_path("val", "butterfly.png"))[:, 60:252, 120:312]
     result = evaluate_images([("butterfly", hr)], scale, module_upscaler(loaded.module, loaded.spec.colour))
     assert result.psnr > result.bicubic_psnr + 0.1
-    assert result.ssim > result.bicubic_ssim
+    if model != "srgan":  # SRGAN gives up fidelity for texture on purpose; test_srgan_* measure what it is for
+        assert result.ssim > result.bicubic_ssim
 
 
 @pytest.mark.parametrize("scale", [2, 4])
