@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/side_by_side.py [--model espcn --scale 4 --image butterfly.png --degradation bicubic]
     .venv/bin/python benchmarks/side_by_side.py --model srresnet,srgan --degradation bicubic-aa \
-        --image baboon.png --crop 40 200 128 --out benchmarks/srgan_side_by_side.png
+        --image baboon.png --crop 40 360 128 --out benchmarks/srgan_side_by_side.png
 
 Writes ``benchmarks/side_by_side.png``: every shipped set of each ``--model`` (a comma
 list).  The LR input is made by one row of the degradation matrix
