@@ -47,6 +47,11 @@ MATRIX_BAR = {"worst_gain": -0.1, "mean_gain": 0.5}
 PEERS = {"espcn": (2, 3, 4), "fsrcnn": (2, 3, 4), "fsrcnn-small": (2, 3, 4), "lapsrn": (2, 4)}
 
 
+def _target(model: str, scale: int, degradations: str) -> float | None:
+    """The protocol target applies to weights trained on the protocol (robust sets answer to the matrix)."""
+    return TARGETS.get((model, scale)) if degradations == "protocol" else None
+
+
 def peer_upscaler(peers: Path, name: str, scale: int):
     """OpenCV dnn_superres's ``name`` x``scale`` as a matrix upscaler, or a string saying why it cannot run."""
     try:
@@ -99,6 +104,8 @@ def main() -> None:
         if same:
             if "niqe" not in same[0]:  # kept from before NIQE was measured
                 same[0]["niqe"] = round(mean_niqe(images, scale, upscale), 3)
+            same[0]["default"] = shipped_weights_path(model, scale) == path  # a set shipped since may be it
+            same[0]["target_psnr"] = _target(model, scale, same[0]["degradations"])
             entries += same
             continue
         started = time.perf_counter()
@@ -119,7 +126,7 @@ def main() -> None:
                 "protocol": protocol.to_dict(),
                 "matrix": matrix.to_dict(),
                 "niqe": round(mean_niqe(images, scale, upscale), 3),
-                "target_psnr": TARGETS.get((model, scale)),
+                "target_psnr": _target(model, scale, (meta.get("degradations") or {"name": "protocol"})["name"]),
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
