@@ -25,7 +25,7 @@ _SPECS = (
     ModelSpec("srresnet", "SRGAN generator trained on pixel loss (PSNR)", "rgb", (2, 3, 4), True, True, srresnet),
     ModelSpec(
         "srgan",
-        "SRGAN generator fine-tuned with VGG + adversarial loss (perceptual)",
+        "SRGAN generator fine-tuned adversarially (perceptual; shipped: L1 + feature matching, no VGG)",
         "rgb",
         (2, 3, 4),
         True,
