@@ -41,11 +41,10 @@ from vidsr.bench import (  # noqa: E402 - the checkout's vidsr, even when not in
     make_bench_input,
     markdown_table,
 )
-from vidsr.models import LoadedModel, get_spec  # noqa: E402
-from vidsr.models.espcn import espcn  # noqa: E402
 from vidsr.upscaler import Upscaler  # noqa: E402
 
-DEFAULT_SRC = ROOT.parent / "shared" / "data" / "video" / "vtest.avi"
+DATA = Path(os.environ.get("VIDSR_DATA", ROOT.parent / "shared" / "data"))
+DEFAULT_SRC = DATA / "video" / "vtest.avi"
 SIZES = {"480x270": (480, 270), "960x540": (960, 540), "vtest": None}
 GPU_TARGETS = """\
 | target (H100, FP16) | figure |
@@ -112,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         suffix = ".mp4" if size else args.src.suffix
         clip = make_bench_input(args.src, args.work / f"{name}_{args.frames}f{suffix}", args.frames, size)
         short = make_bench_input(args.src, args.work / f"{name}_{slow_frames}f{suffix}", slow_frames, size)
-        run_models = tuple(m for m in models if m not in slow_models or label in slow_sizes)
+        run_models = tuple(m for m in models if m.partition(":")[0] not in slow_models or label in slow_sizes)
         skipped += [f"{m} on {label}" for m in models if m not in run_models]
         cfg = BenchConfig(models=run_models, scales=scales, device=args.device, model_iters=10 if gpu else 2)
 
         def frames_for(model: str, scale: int, clip=clip, short=short) -> Path:
-            return short if model in slow_models else clip
+            return short if model.partition(":")[0] in slow_models else clip
 
         def show(row: BenchRow) -> None:
             mfps = f"  model-only {row.model_fps:.2f}" if row.model_fps else ""
@@ -165,13 +164,9 @@ def paper(scale: int):
 
 
 def robust(scale: int):
-    """The deeper ESPCN (8 convolutions of 48, ReLU, bicubic residual), random weights: speed only."""
-
-    def build() -> LoadedModel:
-        torch.manual_seed(0)
-        return LoadedModel(get_spec("espcn"), scale, espcn(scale=scale, config="robust").eval().requires_grad_(False))
-
-    return build
+    """The deeper ESPCN (8 convolutions of 48, ReLU, bicubic residual) with its shipped ``robust`` weights:
+    what ``vidsr upscale`` runs when no model or weights are named."""
+    return lambda: load_for_bench("espcn", scale, "robust")[0]
 
 
 def measure_cpu_tables(args: argparse.Namespace) -> dict:
@@ -186,7 +181,7 @@ def measure_cpu_tables(args: argparse.Namespace) -> dict:
 
     def both_networks(table) -> list[dict]:
         """``table(build, label, height, width)`` for the paper and the robust ESPCN at x2 and x4."""
-        nets = (("paper", paper), ("robust (random weights)", robust))
+        nets = (("paper", paper), ("robust", robust))
         return [row for scale, rgb in shapes for label, net in nets for row in table(net(scale), label, *rgb.shape[:2])]
 
     tables["model_only"] = both_networks(bc.model_only_rows)
@@ -204,6 +199,7 @@ def measure_cpu_tables(args: argparse.Namespace) -> dict:
             None,
         ),
         (f"vidsr upscale {cut.name} -m bicubic -s 2", [str(cut), "-m", "bicubic", "-s", "2"], None),
+        (f"vidsr upscale {cut.name} -s 2 (the default: espcn robust)", [str(cut), "-s", "2"], None),
         (
             f"vidsr upscale {cut.name} -m espcn -s 2 --weights paper --backend torch-cpu",
             [str(cut), "-m", "espcn", "-s", "2", "--weights", "paper", "--backend", "torch-cpu"],
@@ -220,6 +216,10 @@ def measure_cpu_tables(args: argparse.Namespace) -> dict:
             )
         )
     tables["cli"] = bc.cli_rows(commands, args.work / "out")
+    print("  CLI done", flush=True)
+    import int8  # benchmarks/int8.py, beside this file
+
+    tables["int8"] = int8.measure(DATA, torch.get_num_threads())
     tables["load_after"] = _load()
     return tables
 
@@ -248,7 +248,7 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
         f"Measured in the same run ({load}; the machine is shared, so read the ratios within a table",
         "first). `paper` is the paper-size ESPCN (5x5-64, 3x3-32, 3x3-s², tanh) with the shipped `paper`",
         "weights, the network the issue's targets are stated for; `robust` is the deeper ESPCN (8 convolutions",
-        "of 48, ReLU, in-graph bicubic global residual) with random weights, for its speed only.",
+        "of 48, ReLU, in-graph bicubic global residual) with its shipped `robust` weights, the CLI's default.",
         "",
         f"### Model only: one luma frame, fp32, {threads} threads",
         "",
@@ -324,19 +324,46 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
     )
     espcn, bicubic = cli[0]["fps"], cli[1]["fps"]
     before = next((r["fps"] for r in cli if r["command"].startswith("before:")), None)
+    x2_model = next(
+        (r for r in t["model_only"] if r["network"] == "paper" and r["scale"] == 2 and r["engine"] == "onnxruntime"),
+        None,
+    )
     lines += [
         "",
         f"ESPCN x2 (paper) / bicubic x2: {_ratio(espcn, bicubic)} (target >= 0.25); "
         f"ESPCN x2 now / before: {_ratio(espcn, before)} (target >= 2.5).",
         "",
+    ]
+    if x2_model and bicubic:
+        ceiling = 1000 / x2_model["ms"]
+        lines += [
+            f"The model alone bounds the first ratio: {x2_model['ms']} ms a 768x576 frame (model-only table) is at",
+            f"most {ceiling:.2f} fps with decoding and encoding free, {_ratio(ceiling, bicubic)} of bicubic's "
+            f"{bicubic} fps;",
+            f"0.25 would need {1000 / (0.25 * bicubic):.0f} ms a frame for everything, the model's "
+            f"{x2_model['gflop']} GFLOP at {x2_model['gflop'] / (1 / (0.25 * bicubic)):.0f} GFLOP/s.",
+            "",
+        ]
+    lines += [
         "A load average far above the core count means other processes took most of the CPU: the",
         "absolute figures are then several times an idle machine's, and the multi-threaded engines",
         "(onnxruntime, OpenCV) lose more to the contention than single-threaded work does. The GFLOP/s",
         "targets (>= 100 on 2 threads) can only be judged on an idle machine.",
         "",
-        "int8 (static QDQ quantisation of ESPCN) was not attempted.",
-        "",
     ]
+    if t.get("int8"):
+        import int8
+
+        lines += [
+            "### int8: static QDQ quantisation of the paper ESPCN",
+            "",
+            "`benchmarks/int8.py` (onnxruntime's quantiser: per-channel int8 weights in 7 bits, uint8",
+            "activations, MinMax calibration on 64 luma patches of the training photographs); the bar to ship",
+            "it: >= 1.5x faster and <= 0.05 dB PSNR-Y lost on val.",
+            "",
+        ]
+        lines += _table(int8.HEAD, _pick(t["int8"], *int8.KEYS))
+        lines += [""]
     return lines
 
 
@@ -379,9 +406,11 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
         "  already on the device (no decode, no encode, no colour conversion).",
         "* `/ io_ceiling` and `/ naive`: end-to-end fps of the row divided by those rows' fps",
         "  (same input and scale; same model for naive).",
-        "* weights: `shipped` = the trained weights in the package; `random` = randomly initialised",
-        "  weights of the same architecture (no trained weights had shipped yet; speed does not depend",
-        "  on weight values).",
+        "* model `espcn:paper` runs the named weights set; plain `espcn` its default set. weights: the shipped",
+        "  set that ran (`(default)`: what `vidsr upscale` picks); `random` = randomly initialised weights of",
+        "  the same architecture where none ship (speed does not depend on weight values).",
+        "* `/ opencv` compares like with like only for `espcn:paper` (OpenCV's ESPCN has the paper's layer",
+        "  sizes); the default `robust` ESPCN is a deeper network (6x the FLOPs) that holds up on real footage.",
         f"* {payload['frames']} frames per row; slow rows (SRResNet on a CPU) use {payload['slow_frames']} frames"
         " and say so in the note.",
     ]

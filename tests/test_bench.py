@@ -71,6 +71,13 @@ def test_random_weights_when_none_ship(tmp_path, monkeypatch):
     assert load_for_bench("bicubic", 2)[1] == "-"
 
 
+def test_shipped_weights_are_named_by_set():
+    """Rows say which shipped set ran, and whether it was the default one."""
+    loaded, weights = load_for_bench("espcn", 2)
+    assert weights == f"{loaded.weights.name.split('.')[1]} (default)"
+    assert load_for_bench("espcn", 2, "paper")[1] == "paper"
+
+
 def test_machine_info_names_the_cpu_and_torch():
     info = machine_info()
     cpuinfo = Path("/proc/cpuinfo")

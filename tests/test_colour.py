@@ -94,6 +94,21 @@ def test_uint8_fast_path_equals_the_float_formulas(matrix, full):
     assert out.min() == 0 and out.max() == 255  # the overshoot was clamped, not wrapped
 
 
+def test_uint8_conversion_back_is_the_same_in_row_chunks():
+    """A frame big enough to be converted in row chunks (on two threads) equals the same
+    arithmetic row by row: chunk edges leave no seam."""
+    from vidsr.colour import _row_chunks
+
+    rng = np.random.default_rng(11)
+    h, w = 301, 1100  # several chunks, the last one short
+    assert len(_row_chunks(h, w)) > 2
+    luma = rng.uniform(-0.1, 1.1, (h, w)).astype(np.float32)
+    cb8, cr8 = (rng.integers(0, 256, (h, w), dtype=np.uint8) for _ in range(2))
+    out = planes_to_rgb8(luma, cb8, cr8)
+    rows = np.concatenate([planes_to_rgb8(luma[i : i + 1], cb8[i : i + 1], cr8[i : i + 1]) for i in range(h)])
+    assert np.array_equal(out, rows)
+
+
 def test_probe_count_converts_no_colour(monkeypatch):
     """``probe --count`` decodes every picture but never converts one (most of its time, before)."""
     from conftest import data_path

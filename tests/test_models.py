@@ -42,7 +42,9 @@ def test_srresnet_lite_starts_as_bicubic_without_batch_norm(scale):
     model = srresnet(scale=scale, config="lite").eval()
     x = torch.rand(1, 3, 9, 7)
     bicubic = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
-    assert torch.equal(model(x), bicubic)  # zero output conv: the residual network is its bicubic branch
+    # Zero output conv: the residual network is its bicubic branch (a convolution of the same
+    # weights as interpolate's, summed in another order: equal to float rounding).
+    torch.testing.assert_close(model(x), bicubic, atol=2e-6, rtol=0)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     shuffles = [m.upscale_factor for m in model.modules() if isinstance(m, torch.nn.PixelShuffle)]
     assert shuffles == [scale] and len(model.body) == 8
@@ -106,3 +108,18 @@ def test_pickle_weights_loaded_safely(tmp_path):
         build_model("espcn", 2, weights=evil)
     assert not marker.exists(), "loading the weights ran code from the pickle"
     assert str(refused.value).startswith(f"cannot read weights {evil}")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_bicubic_phases_are_torch_bicubic_upscaling(scale, channels):
+    """The residual's convolution + pixel shuffle is ``interpolate(bicubic)``, borders included,
+    on sizes down to one pixel."""
+    from vidsr.models.bicubic_residual import BicubicPhases
+
+    phases = BicubicPhases(scale, channels)
+    for h, w in ((13, 17), (1, 5), (2, 2)):
+        x = torch.rand(2, channels, h, w, generator=torch.Generator().manual_seed(h * w))
+        want = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+        torch.testing.assert_close(torch.nn.functional.pixel_shuffle(phases(x), scale), want, atol=2e-6, rtol=0)
+    assert not phases.state_dict()  # arithmetic, not weights: weights files are unchanged

@@ -38,6 +38,7 @@ from vidsr.backends import resolve_device
 from vidsr.errors import BackendError, InputError, ModelError
 from vidsr.media.sink import EncodeOptions
 from vidsr.models import LoadedModel, build_model, get_spec
+from vidsr.models import weights as shipped_weights
 from vidsr.upscaler import OutputGeometry, PlaneBatch, Upscaler
 from vidsr.video import upscale_video
 
@@ -100,7 +101,11 @@ def load_for_bench(name: str, scale: int, weights: str | Path | None = None) -> 
         return build_model(name, scale), "-"
     try:
         loaded = build_model(name, scale, weights=weights)
-        return loaded, "given" if weights else "shipped"
+        shipped = loaded.weights is not None and Path(loaded.weights).parent == shipped_weights.SHIPPED_DIR
+        if not shipped:
+            return loaded, "given"
+        # espcn_x2.robust.safetensors -> "robust"; "(default)" when no set was asked for.
+        return loaded, Path(loaded.weights).name.split(".")[1] + ("" if weights else " (default)")
     except ModelError:
         if weights is not None:
             raise
@@ -407,7 +412,9 @@ def bench_input(
             )
         for model in cfg.models:
             clip = frames_for(model, scale) if frames_for else src
-            loaded, weights = load_for_bench(model, scale, cfg.weights.get(model))
+            # "espcn:paper" names a weights set; plain "espcn" runs the default one.
+            name, _, weights_set = model.partition(":")
+            loaded, weights = load_for_bench(name, scale, weights_set or cfg.weights.get(name))
             if "naive" in stages:
                 up = _naive_upscaler(loaded, device)
                 _reset_peak(device)
@@ -427,7 +434,7 @@ def bench_input(
                         gpu_peak_mib=_peak_mib(device),
                     )
                 )
-            if "opencv" in stages and model == "espcn":
+            if "opencv" in stages and name == "espcn":
                 from vidsr.bench_cpu import opencv_espcn
 
                 sr, why = opencv_espcn(scale, threads=torch.get_num_threads())
@@ -521,7 +528,7 @@ def add_ratios(rows: list[BenchRow]) -> None:
         base = naive.get((r.input, r.scale, r.model))
         if base:
             r.ratio_vs_naive = round(r.fps / base, 2)
-        peer = opencv.get((r.input, r.scale)) if r.model == "espcn" else None
+        peer = opencv.get((r.input, r.scale)) if r.model.partition(":")[0] == "espcn" else None
         if peer:
             r.ratio_vs_opencv = round(r.fps / peer, 2)
 

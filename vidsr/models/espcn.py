@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from vidsr.models.bicubic_residual import BicubicPhases
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class ESPCN(nn.Module):
         layers.append(nn.Conv2d(width, channels * scale * scale, 3, padding=1))
         self.body = nn.Sequential(*layers)
         self.shuffle = nn.PixelShuffle(scale)
+        self.bicubic = BicubicPhases(scale, channels) if config.residual else None
         if config.activation == "relu":
             self._init_relu()
 
@@ -92,10 +94,10 @@ class ESPCN(nn.Module):
             nn.init.zeros_(convs[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.shuffle(self.body(x))
-        if self.config.residual:
-            out = out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return out
+        phases = self.body(x)
+        if self.bicubic is not None:
+            phases = phases + self.bicubic(x)  # the bicubic upscale, added before the shuffle
+        return self.shuffle(phases)
 
 
 def espcn(*, scale: int, config: ESPCNConfig | dict[str, Any] | str = PAPER) -> ESPCN:

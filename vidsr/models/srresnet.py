@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidsr.models.bicubic_residual import BicubicPhases
+
 
 @dataclass(frozen=True)
 class SRResNetConfig:
@@ -105,6 +107,8 @@ class SRResNet(nn.Module):
         else:
             self.upsample = nn.Sequential(nn.Conv2d(f, channels * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
             self.tail = nn.Identity()
+        # One pixel shuffle for both: the residual's phases join the output conv's before it.
+        self.bicubic = BicubicPhases(scale, channels) if config.residual and config.upsample == "shuffle" else None
         if not config.batch_norm:
             self._init_without_norm()
 
@@ -122,6 +126,9 @@ class SRResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
         body = self.body_tail(self.body(head)) + head
+        if self.bicubic is not None:
+            conv, shuffle = self.upsample
+            return shuffle(conv(body) + self.bicubic(x))  # the bicubic upscale, added before the shuffle
         out = self.tail(self.upsample(body))
         if self.config.residual:
             out = out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
