@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from vidsr.cli.common import debug_option, emit_json, handle_errors, quiet_ffmpeg
-from vidsr.cli.options import encode_options, model_options
+from vidsr.cli.options import ModelChoice, encode_options, model_options
 
 if TYPE_CHECKING:
     from vidsr.media.encoders import EncodeOptions
@@ -49,16 +49,7 @@ if TYPE_CHECKING:
 def batch(
     inputs: tuple[str, ...],
     out_dir: Path,
-    model: str,
-    scale: int,
-    weights: Path | None,
-    device: str,
-    precision: str,
-    backend: str,
-    batch_size: int | None,
-    tile_pixels: int | None,
-    no_compile: bool,
-    engine_dir: Path | None,
+    choice: ModelChoice,
     hwdec: str,
     encode: EncodeOptions,
     jobs: int | None,
@@ -86,21 +77,16 @@ def batch(
         quiet_ffmpeg()
     options = BatchOptions(
         out_dir=out_dir,
-        upscale=UpscaleSettings(
-            model,
-            scale,
-            str(weights) if weights else None,
-            encode,
-        ),
+        upscale=UpscaleSettings(choice.model, choice.scale, str(choice.weights) if choice.weights else None, encode),
         runtime=RuntimeSettings(
-            device,
-            precision,
-            backend,
-            batch_size,
+            choice.device,
+            choice.precision,
+            choice.backend,
+            choice.batch_size,
             threads,
-            tile_pixels=tile_pixels,
-            compile=not no_compile,
-            engine_dir=str(engine_dir) if engine_dir else None,
+            tile_pixels=choice.tile_pixels,
+            compile=choice.compile,
+            engine_dir=str(choice.engine_dir) if choice.engine_dir else None,
             hwdec=hwdec,
         ),
         jobs=jobs,

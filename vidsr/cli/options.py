@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,55 @@ def _apply(options: tuple[Callable[..., Any], ...], fn: Callable[..., Any]) -> C
     return fn
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """What --model --scale --weights --device --precision --backend --batch --tile-pixels
+    --no-compile --engine-dir asked for, as one value."""
+
+    model: str
+    scale: int
+    weights: Path | None
+    device: str
+    precision: str
+    backend: str
+    batch_size: int | None
+    tile_pixels: int | None
+    compile: bool
+    engine_dir: Path | None
+
+    def upscaler(self, threads: int | None = None) -> Any:
+        """The :class:`vidsr.upscaler.Upscaler` this choice describes."""
+        from vidsr.upscaler import Upscaler
+
+        return Upscaler(
+            self.model,
+            self.scale,
+            weights=self.weights,
+            device=self.device,
+            precision=self.precision,
+            backend=self.backend,
+            tile_pixels=self.tile_pixels,
+            compile=self.compile,
+            engine_dir=self.engine_dir,
+            threads=threads,
+        )
+
+
+_MODEL_NAMES = ("model", "scale", "weights", "device", "precision", "backend", "batch_size", "tile_pixels")
+
+
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--model --scale --weights --device --precision --backend --batch --tile-pixels --no-compile --engine-dir"""
-    return _apply(_MODEL_OPTIONS, fn)
+    """--model --scale --weights --device --precision --backend --batch --tile-pixels --no-compile --engine-dir.
+
+    The command receives them as one ``choice`` (a :class:`ModelChoice`)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in _MODEL_NAMES}
+        choice = ModelChoice(**values, compile=not kwargs.pop("no_compile"), engine_dir=kwargs.pop("engine_dir"))
+        return fn(*args, choice=choice, **kwargs)
+
+    return _apply(_MODEL_OPTIONS, wrapper)
 
 
 def encode_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from vidsr.cli.common import debug_option, emit_json, handle_errors, quiet_ffmpeg, sigterm_as_interrupt
-from vidsr.cli.options import encode_options, model_options
+from vidsr.cli.options import ModelChoice, encode_options, model_options
 
 if TYPE_CHECKING:
     from vidsr.media.encoders import EncodeOptions
@@ -33,16 +33,7 @@ if TYPE_CHECKING:
 def upscale(
     input_path: Path,
     output: Path | None,
-    model: str,
-    scale: int,
-    weights: Path | None,
-    device: str,
-    precision: str,
-    backend: str,
-    batch_size: int | None,
-    tile_pixels: int | None,
-    no_compile: bool,
-    engine_dir: Path | None,
+    choice: ModelChoice,
     hwdec: str,
     encode: EncodeOptions,
     threads: int | None,
@@ -56,7 +47,6 @@ def upscale(
     under its final name only once complete.
     """
     from vidsr.media.inputs import check_input_path
-    from vidsr.upscaler import Upscaler
     from vidsr.video import is_image, upscale_image_file, upscale_video
 
     check_input_path(input_path)  # before loading a model: a typo should not wait for weights
@@ -66,18 +56,7 @@ def upscale(
         import torch
 
         torch.set_num_threads(threads)  # torch-cpu's model threads; onnxruntime gets them below
-    up = Upscaler(
-        model,
-        scale,
-        weights=weights,
-        device=device,
-        precision=precision,
-        backend=backend,
-        tile_pixels=tile_pixels,
-        compile=not no_compile,
-        engine_dir=engine_dir,
-        threads=threads,
-    )
+    up = choice.upscaler(threads)
     if not quiet and not as_json:
         click.echo(f"vidsr: {up.describe()}", err=True)
     if is_image(input_path):
@@ -86,7 +65,7 @@ def upscale(
         summary = upscale_video(
             input_path,
             output,
-            batch_size=batch_size,
+            batch_size=choice.batch_size,
             encode=encode,
             hwdec=hwdec,
             overwrite=overwrite,
