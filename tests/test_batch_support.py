@@ -220,3 +220,56 @@ def records(out: Path) -> dict[str, dict]:
             record = json.loads(line)
             found[record["key"]] = record
     return found
+
+
+def _run_task_with_a_stop_inside(tmp_path: Path, monkeypatch, where: str):
+    """A batch worker's task on a tiny clip, SIGINT (the coordinator's stop) raised in-process at
+    ``where``: "after rename" (the instant the finished output has its final name) or "mid-file"."""
+    import signal
+
+    from vidsr.batch import worker
+    from vidsr.batch.options import RuntimeSettings, UpscaleSettings
+    from vidsr.media.sink import VideoSink
+
+    monkeypatch.setattr(worker, "STATE", worker._WorkerState())
+    if where == "after rename":
+        real_commit = VideoSink.commit
+
+        def commit_then_stop(self: VideoSink) -> None:
+            real_commit(self)
+            signal.raise_signal(signal.SIGINT)
+
+        monkeypatch.setattr(VideoSink, "commit", commit_then_stop)
+    else:
+        real_write = VideoSink.write_frame
+
+        def write_then_stop(self: VideoSink, *args, **kwargs):
+            signal.raise_signal(signal.SIGINT)
+            return real_write(self, *args, **kwargs)
+
+        monkeypatch.setattr(VideoSink, "write_frame", write_then_stop)
+    src = make_clip(tmp_path / "in.mp4", frames=6)
+    out = tmp_path / "out.mp4"
+    spec = worker.WorkerSpec(UpscaleSettings(model="bicubic", scale=2), RuntimeSettings(device="cpu"), 1)
+    previous = signal.signal(signal.SIGINT, worker._interrupt_task)
+    try:
+        result = worker.run_task(worker.Task("in.mp4", str(src), str(out)), spec)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return result, out, worker.STATE
+
+
+def test_a_stop_as_the_output_takes_its_final_name_finishes_the_file(tmp_path, monkeypatch):
+    """The race `make stress` found: a stop landing just after the finished output was renamed into
+    place came back "interrupted", so the manifest said pending while the file existed under its
+    final name.  Once the output is committing, a stop waits for the task: it reports done."""
+    result, out, state = _run_task_with_a_stop_inside(tmp_path, monkeypatch, "after rename")
+    assert result.ok and not result.interrupted, result
+    assert out.is_file() and result.frames_out == 6
+    assert state.stopping and not state.committing  # the stop is kept: the next task comes back at once
+
+
+def test_a_stop_mid_file_still_interrupts_it(tmp_path, monkeypatch):
+    result, out, state = _run_task_with_a_stop_inside(tmp_path, monkeypatch, "mid-file")
+    assert result.interrupted and not result.ok
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if "partial" in p.name]

@@ -112,13 +112,16 @@ def upscale_video(
     progress: bool = True,
     upscaler: Upscaler | None = None,
     on_frames: Callable[[int], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> UpscaleSummary:
     """Upscale every frame of ``src`` into ``dst`` (default ``<stem>.x<scale><ext>``).
 
     Sound, subtitles and data are copied; timestamps and colour tags are kept.  ``hwdec``
     (none, auto, cuda) decodes with NVDEC; ``tile_pixels`` bounds the frame size per model call.  The
     output appears under its final name only once complete.  Pass ``upscaler`` to
-    reuse a loaded model across files, ``on_frames(n)`` to hear of frames as they are written.
+    reuse a loaded model across files, ``on_frames(n)`` to hear of frames as they are written,
+    ``before_commit()`` to hear that the complete output is about to take its final name (a batch
+    worker stops turning a stop request into an interruption there: the file is done).
     """
     src = Path(src)
     up = upscaler or Upscaler(
@@ -183,6 +186,8 @@ def upscale_video(
             sink.finish()
             if sink.report.frames != source.frames_decoded:
                 raise OutputError(f"wrote {sink.report.frames} frames of {source.frames_decoded}; output discarded")
+            if before_commit is not None:
+                before_commit()
             sink.commit()
         except BaseException:
             sink.abort()

@@ -89,6 +89,9 @@ class _WorkerState:
         self.busy = False
         self.interrupted = False
         self.stopping = False  # a stop arrived while idle: the next task comes back interrupted at once
+        # The task's complete output is taking its final name: a stop now must not interrupt it, or
+        # the file would exist under its final name while its result said "interrupted" (seen under load).
+        self.committing = False
 
 
 STATE = _WorkerState()
@@ -161,15 +164,22 @@ def _die_with_parent() -> None:
 
 def _interrupt_task(signum: int, frame: object) -> None:
     STATE.stopping = True
-    if STATE.busy and not STATE.interrupted:
+    if STATE.busy and not STATE.interrupted and not STATE.committing:
         STATE.interrupted = True
         raise KeyboardInterrupt
 
 
 def _terminate(signum: int, frame: object) -> None:
+    if STATE.committing:
+        STATE.stopping = True  # moments from done: finish, report it, then go (the coordinator waits)
+        return
     if STATE.busy and not STATE.interrupted:
         _interrupt_task(signum, frame)
     os._exit(128 + signum)
+
+
+def _committing() -> None:
+    STATE.committing = True
 
 
 def get_upscaler(spec: WorkerSpec, device: str | None = None) -> Any:
@@ -212,7 +222,7 @@ def run_task(task: Task, spec: WorkerSpec | None = None) -> TaskResult:
     except KeyboardInterrupt:  # landed before _run's own handling
         return interrupted_result(task.key, STATE.name)
     finally:
-        STATE.busy = False
+        STATE.busy = STATE.committing = False
         STATE.send((STATE.name, "end", task.key, 0))
 
 
@@ -246,6 +256,7 @@ def _run(task: Task, spec: WorkerSpec, started: float) -> TaskResult:
                 overwrite=True,
                 progress=False,
                 on_frames=counter.update,
+                before_commit=_committing,
             )
         finally:
             counter.flush()
