@@ -271,5 +271,5 @@ def test_a_stop_as_the_output_takes_its_final_name_finishes_the_file(tmp_path, m
 
 def test_a_stop_mid_file_still_interrupts_it(tmp_path, monkeypatch):
     result, out, state = _run_task_with_a_stop_inside(tmp_path, monkeypatch, "mid-file")
-    assert result.interrupted and not result.ok
+    assert result.interrupted and not result.ok and state.stopping
     assert not out.exists() and not [p for p in tmp_path.iterdir() if "partial" in p.name]

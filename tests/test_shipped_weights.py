@@ -43,30 +43,34 @@ def test_shipped_weights_load_and_beat_bicubic(path) -> None:
         assert result.ssim > result.bicubic_ssim
 
 
+@pytest.mark.parametrize("model", ["espcn", "srresnet"])
 @pytest.mark.parametrize("scale", [2, 4])
-def test_the_default_weights_hold_up_on_every_row_of_the_matrix(scale) -> None:
-    """What `vidsr upscale` uses without --weights is no worse than bicubic (within 0.1 dB) on any row,
-    and better on average than the paper-protocol weights.
+def test_the_default_weights_hold_up_on_every_row_of_the_matrix(model, scale) -> None:
+    """What `vidsr upscale -m MODEL` uses without --weights is no worse than bicubic (within 0.1 dB)
+    on any row, and far better than the paper-protocol weights on their worst row (aliased LR).
 
     The shipped metadata holds the full-val figures (benchmarks/QUALITY.md); the matrix is also
     recomputed here, independently of them, on 160x160 crops of two photos, for both sets, with a
     margin for the smaller sample.  (The +0.5 dB mean target is tracked in QUALITY.md, not here.)
     """
-    loaded = build_model("espcn", scale)
+    loaded = build_model(model, scale)
     meta = read_metadata(loaded.weights)
     if meta.get("degradations", {}).get("name") != "robust-v1":
-        pytest.skip(f"the default espcn x{scale} weights are not the robust set yet ({loaded.weights.name})")
+        pytest.skip(f"the default {model} x{scale} weights are not the robust set yet ({loaded.weights.name})")
     assert meta["matrix"]["worst_gain"] >= -0.1
     images = [(name, load_rgb(data_path("val", name))[:, 40:200, 40:200]) for name in ("butterfly.png", "leuvenA.png")]
-    paper = build_model("espcn", scale, weights="paper")
+    paper = build_model(model, scale, weights="paper")
+    colour = loaded.spec.colour
     results = {
-        m.weights.name: evaluate_matrix(images, scale, module_upscaler(m.module, "y"), matrix_rows("all"))
+        m.weights.name: evaluate_matrix(images, scale, module_upscaler(m.module, colour), matrix_rows("all"))
         for m in (loaded, paper)
     }
     robust, protocol = results[loaded.weights.name], results[paper.weights.name]
     assert robust.worst_gain >= -0.2, robust.summary()
-    assert robust.mean_gain > protocol.mean_gain + 0.1, (robust.summary(), protocol.summary())
     assert protocol.worst_gain < -0.5  # the failure the robust set exists for: aliased LR
+    assert robust.worst_gain > protocol.worst_gain + 0.5, (robust.summary(), protocol.summary())
+    if model == "espcn":  # the 3-layer paper ESPCN also loses on average; SRResNet's paper set does not
+        assert robust.mean_gain > protocol.mean_gain + 0.1, (robust.summary(), protocol.summary())
 
 
 def test_srgan_is_more_natural_than_the_srresnet_it_came_from() -> None:

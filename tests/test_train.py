@@ -52,11 +52,13 @@ def test_a_few_steps_lower_the_loss(tiny_data, tmp_path: Path) -> None:
     assert result.weights is not None and result.weights.is_file()
     meta = read_metadata(result.weights)
     assert meta["architecture"] == "espcn" and meta["scale"] == 2
-    assert set(meta["recipe"]) == {
+    assert set(meta["recipe"]) - {"selected_step"} == {
         *("steps", "patch", "batch", "lr", "loss", "seed", "data", "device", "seconds"),
         *("degradations", "init"),
     }
     assert meta["recipe"]["steps"] == 60
+    # The weights are the best validation checkpoint; the recipe says which step when it is not the last.
+    assert meta["recipe"].get("selected_step", 60) == result.best_step
     for key in ("val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim"):
         assert isinstance(meta[key], float)
     assert result.checkpoint.with_suffix(".best.safetensors").is_file()

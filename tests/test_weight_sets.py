@@ -29,8 +29,8 @@ def test_default_is_the_first_shipped_set() -> None:
 
 
 def test_a_missing_set_is_a_clear_error() -> None:
-    with pytest.raises(ModelError, match=r"the robust weights for srresnet x2 do not ship \(shipped sets: paper\)"):
-        build_model("srresnet", 2, weights="robust")
+    with pytest.raises(ModelError, match=r"the robust weights for srgan x4 do not ship \(shipped sets: paper\)"):
+        build_model("srgan", 4, weights="robust")
     with pytest.raises(ModelError, match=r"--data \.\./shared/data/train --val \.\./shared/data/val"):
         build_model("srresnet", 3)
 

@@ -197,7 +197,12 @@ def _loss_name(config: TrainConfig) -> str:
 
 
 def export_metadata(
-    config: TrainConfig, seconds: float, final: Any, steps_done: int, matrix: Any = None
+    config: TrainConfig,
+    seconds: float,
+    final: Any,
+    steps_done: int,
+    matrix: Any = None,
+    selected_step: int | None = None,
 ) -> dict[str, Any]:
     spec = get_spec(config.model)
     recipe = {
@@ -213,6 +218,8 @@ def export_metadata(
         "degradations": config.degradations,
         "init": Path(config.init).name if config.init else None,
     }
+    if selected_step is not None and selected_step != steps_done:
+        recipe["selected_step"] = selected_step  # the weights are the best validation checkpoint, not the last
     meta = {
         "architecture": spec.architecture,
         "arch_config": network_config(config),
@@ -233,7 +240,12 @@ def export_metadata(
 
 
 def export_weights(
-    config: TrainConfig, state: dict[str, torch.Tensor], dest: Path, seconds: float, steps: int
+    config: TrainConfig,
+    state: dict[str, torch.Tensor],
+    dest: Path,
+    seconds: float,
+    steps: int,
+    selected_step: int | None = None,
 ) -> dict[str, Any]:
     """Write ``state`` as fp16 safetensors with metadata measured, from the fp16 weights, on the full val set:
     the protocol's PSNR/SSIM and every row of the degradation matrix."""
@@ -246,7 +258,7 @@ def export_weights(
     upscale = module_upscaler(module, spec.colour, config.device)
     final = evaluate_images(images, config.scale, upscale, model=config.model)
     matrix = evaluate_matrix(images, config.scale, upscale, list(MATRIX.values()), model=config.model)
-    meta = export_metadata(config, seconds, final, steps, matrix)
+    meta = export_metadata(config, seconds, final, steps, matrix, selected_step)
     save_weights(module, dest, meta, half=True)
     return meta
 
@@ -407,7 +419,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
     meta: dict[str, Any] = {}
     exported = None
     if step >= config.steps and best_state is not None:
-        meta = export_weights(config, best_state, weights_path, seconds, step)
+        meta = export_weights(config, best_state, weights_path, seconds, step, best["step"])
         exported = weights_path
     return TrainResult(step, best["step"], best["psnr"], ckpt_path, exported, log_path, meta)
 
