@@ -107,8 +107,7 @@ class SRResNet(nn.Module):
         else:
             self.upsample = nn.Sequential(nn.Conv2d(f, channels * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
             self.tail = nn.Identity()
-        # One pixel shuffle for both: the residual's phases join the output conv's before it.
-        self.bicubic = BicubicPhases(scale, channels) if config.residual and config.upsample == "shuffle" else None
+        self.bicubic = BicubicPhases(scale, channels) if config.residual else None
         if not config.batch_norm:
             self._init_without_norm()
 
@@ -126,13 +125,13 @@ class SRResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
         body = self.body_tail(self.body(head)) + head
-        if self.bicubic is not None:
+        if self.bicubic is None:
+            return self.tail(self.upsample(body))
+        if self.config.upsample == "shuffle":
+            # One pixel shuffle for both: the residual's phases join the output conv's before it.
             conv, shuffle = self.upsample
-            return shuffle(conv(body) + self.bicubic(x))  # the bicubic upscale, added before the shuffle
-        out = self.tail(self.upsample(body))
-        if self.config.residual:
-            out = out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return out
+            return shuffle(conv(body) + self.bicubic(x))
+        return self.tail(self.upsample(body)) + F.pixel_shuffle(self.bicubic(x), self.scale)
 
 
 def srresnet(
