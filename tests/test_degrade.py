@@ -105,8 +105,9 @@ def test_matrix_rows_by_name() -> None:
         matrix_rows("area,sharpen")
 
 
-def test_robust_recipe_is_reproducible_from_the_seed_and_varied(hr) -> None:
-    make = recipe("robust-v1")
+@pytest.mark.parametrize("name", ["robust-v1", "robust-v2"])
+def test_robust_recipe_is_reproducible_from_the_seed_and_varied(hr, name) -> None:
+    make = recipe(name)
     assert isinstance(make, RobustRecipe)
     first = [make(hr, 2, rng) for rng in [np.random.default_rng(7)] for _ in range(12)]
     rng = np.random.default_rng(7)
@@ -125,3 +126,18 @@ def test_unknown_recipe_and_bad_sizes() -> None:
     assert recipe("protocol") is None
     with pytest.raises(InputError, match="multiple of the scale"):
         downscale(torch.rand(3, 10, 10), 4, "area")
+
+
+def test_the_train_command_offers_every_recipe() -> None:
+    from vidsr.cli.train import RECIPE_NAMES
+    from vidsr.degrade import RECIPES
+
+    assert RECIPE_NAMES == RECIPES
+
+
+def test_robust_v2_records_its_own_name_and_milder_tails() -> None:
+    from vidsr.degrade import describe_recipe
+
+    v1, v2 = describe_recipe("robust-v1"), describe_recipe("robust-v2")
+    assert (v1["name"], v2["name"]) == ("robust-v1", "robust-v2")
+    assert v2["h264_crf"][1] < v1["h264_crf"][1] and v2["noise_sigma"][1] < v1["noise_sigma"][1]

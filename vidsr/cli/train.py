@@ -9,6 +9,9 @@ import click
 from vidsr.cli.common import emit_json, handle_errors
 from vidsr.cli.options import MODEL_NAMES
 
+# vidsr.degrade.RECIPES, spelled out so the CLI starts without importing torch (a test keeps them equal).
+RECIPE_NAMES = ("protocol", "robust-v1", "robust-v2")
+
 _SCALES = click.Choice(["2", "3", "4"])
 
 
@@ -65,10 +68,11 @@ _SCALES = click.Choice(["2", "3", "4"])
 )
 @click.option(
     "--degradations",
-    type=click.Choice(["protocol", "robust-v1"]),
+    type=click.Choice(RECIPE_NAMES),
     default="protocol",
     show_default=True,
-    help="How LR is made: the paper's antialiased bicubic, or a random mix of blur, kernels, noise, JPEG, H.264.",
+    help="How LR is made: the paper's antialiased bicubic, or a random mix of blur, kernels, noise, JPEG, H.264 "
+    "(robust-v2: milder tails).",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
