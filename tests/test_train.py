@@ -315,3 +315,24 @@ def test_cli_train_then_eval(tiny_data, tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "Error: weights file" in result.stderr and "does not exist" in result.stderr
+
+
+def test_ema_is_what_is_validated_kept_and_resumed(tiny_data, tmp_path: Path) -> None:
+    """With --ema the best checkpoint and the export are the moving average, not the last step's weights,
+    and a run stopped and resumed keeps the same average as an uninterrupted one."""
+    whole = train(_config(tiny_data, tmp_path / "whole.pt", ema=0.5, val_every=6))
+    ckpt = torch.load(whole.checkpoint, weights_only=True)
+    average = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+    assert int(ckpt["ema"]["n_averaged"]) == 6
+    assert ckpt["best"]["step"] == 6
+    for key, value in ckpt["best_state"].items():
+        assert torch.equal(value, average[key]), key
+    assert any(not torch.equal(ckpt["model"][k], average[k]) for k in average)  # an average, not a copy
+    assert read_metadata(whole.weights)["recipe"]["ema"] == 0.5
+
+    staged = _config(tiny_data, tmp_path / "staged.pt", ema=0.5, val_every=6, stop_at=3)
+    train(staged)
+    final = train(replace(staged, stop_at=0, resume=str(tmp_path / "staged.pt")))
+    resumed = torch.load(final.checkpoint, weights_only=True)
+    for key, value in ckpt["ema"].items():
+        assert torch.equal(value, resumed["ema"][key]), key

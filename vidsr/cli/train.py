@@ -74,6 +74,12 @@ _SCALES = click.Choice(["2", "3", "4"])
     help="How LR is made: the paper's antialiased bicubic, or a random mix of blur, kernels, noise, JPEG, H.264 "
     "(robust-v2: milder tails).",
 )
+@click.option(
+    "--ema",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.0,
+    help="Decay of a moving average of the weights that is validated and exported (e.g. 0.999) [0: off].",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -67,7 +67,10 @@ class TrainConfig:
     stop_at: int = 0  # >0: checkpoint and stop after this step, as an interruption would (resumable)
     progress: bool = True
     arch: str = ""  # architecture variant (espcn: "paper" or "robust"); "" is the family's default
-    degradations: str = "protocol"  # the LR recipe of vidsr.degrade: "protocol" or "robust-v1"
+    degradations: str = "protocol"  # the LR recipe of vidsr.degrade: "protocol", "robust-v1", "robust-v2"
+    # >0: the decay of an exponential moving average of the weights, which is what is validated, kept as
+    # the best checkpoint and exported: it averages out the step-to-step noise of Adam at a high learning rate.
+    ema: float = 0.0
 
     @property
     def hr_patch(self) -> int:
@@ -87,6 +90,8 @@ class TrainConfig:
             raise InputError(f"--patch {self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.model == "srgan" and self.init is None:
             raise ModelError("srgan fine-tunes a trained srresnet: pass its weights with --init")
+        if not 0.0 <= self.ema < 1.0:
+            raise InputError(f"--ema {self.ema} must be in [0, 1)")
         if self.degradations not in RECIPES:
             raise InputError(f"unknown degradation recipe {self.degradations!r}; choose from {', '.join(RECIPES)}")
         arch_config(self.model, self.arch)  # refuses an unknown variant
@@ -218,6 +223,8 @@ def export_metadata(
         "degradations": config.degradations,
         "init": Path(config.init).name if config.init else None,
     }
+    if config.ema:
+        recipe["ema"] = config.ema
     if selected_step is not None and selected_step != steps_done:
         recipe["selected_step"] = selected_step  # the weights are the best validation checkpoint, not the last
     meta = {
@@ -292,6 +299,12 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         degradations=config.degradations,
     )
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    averaged = None
+    if config.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+    evaluated = averaged.module if averaged is not None else model  # what is validated and exported
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -317,6 +330,8 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         if disc is not None:
             disc.load_state_dict(ckpt["disc"])
             disc_opt.load_state_dict(ckpt["disc_opt"])
+        if averaged is not None and "ema" in ckpt:  # a run without --ema resumed with it starts its average here
+            averaged.load_state_dict(ckpt["ema"])
         sampler.load_state_dict(ckpt["sampler"])
         _set_rng_state(ckpt["rng"])
         step, seconds, best, best_state = ckpt["step"], ckpt["seconds"], ckpt["best"], ckpt["best_state"]
@@ -334,6 +349,8 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
             "best": best,
             "best_state": best_state,
         }
+        if averaged is not None:
+            payload["ema"] = averaged.state_dict()
         if disc is not None:
             payload["disc"] = disc.state_dict()
             payload["disc_opt"] = disc_opt.state_dict()
@@ -379,18 +396,20 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
                 scaler.scale(d_loss).backward()
                 scaler.step(disc_opt)
             scaler.update()
+            if averaged is not None:
+                averaged.update_parameters(model)
             step += 1
             running.append(loss.item())
             bar.update(1)
             if step % config.val_every == 0 or step == last:
                 seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                val_psnr, val_ssim = _validate(model, spec.colour, val_pairs, config.scale, device)
+                val_psnr, val_ssim = _validate(evaluated, spec.colour, val_pairs, config.scale, device)
                 # SRGAN trades PSNR for texture on purpose, so PSNR cannot pick its checkpoint: the latest ships.
                 if val_psnr > best["psnr"] or config.model == "srgan":
                     best = {"psnr": val_psnr, "ssim": val_ssim, "step": step}
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                    save_weights(model, best_path, {**arch_meta, "step": step})
+                    best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
+                    save_weights(evaluated, best_path, {**arch_meta, "step": step})
                 record = {
                     "step": step,
                     "loss": float(np.mean(running)),
