@@ -293,26 +293,27 @@ class RobustRecipe:
 # validation matrix peaked 500 steps into fine-tuning and fell while the training loss kept falling, so the
 # tails (blur to sigma 2.3 HR px at x4, noise to 10, CRF 36, noise *and* codec on 12% of patches) were
 # costing the common cases.  v2 keeps every kind of degradation and cuts the tails.
-ROBUST_V2 = RobustRecipe(
-    name="robust-v2",
-    kernels=(
-        ("bicubic-aa", 0.3),
-        ("bicubic", 0.2),
-        ("bilinear-aa", 0.1),
-        ("bilinear", 0.05),
-        ("area", 0.15),
-        ("blur", 0.2),
+_ROBUST = {
+    "robust-v1": RobustRecipe(),
+    "robust-v2": RobustRecipe(
+        name="robust-v2",
+        kernels=(
+            ("bicubic-aa", 0.3),
+            ("bicubic", 0.2),
+            ("bilinear-aa", 0.1),
+            ("bilinear", 0.05),
+            ("area", 0.15),
+            ("blur", 0.2),
+        ),
+        blur_sigma=(0.3, 0.4),
+        noise_p=0.25,
+        noise_sigma=(1.0, 8.0),
+        compress_p=0.35,
+        jpeg_quality=(35, 95),
+        h264_crf=(18, 32),
+        mpeg4_qscale=(2, 8),
     ),
-    blur_sigma=(0.3, 0.4),
-    noise_p=0.25,
-    noise_sigma=(1.0, 8.0),
-    compress_p=0.35,
-    jpeg_quality=(35, 95),
-    h264_crf=(18, 32),
-    mpeg4_qscale=(2, 8),
-)
-
-_ROBUST = {"robust-v1": RobustRecipe(), "robust-v2": ROBUST_V2}
+}
 RECIPES = ("protocol", *_ROBUST)
 
 
