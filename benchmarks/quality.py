@@ -38,7 +38,7 @@ from vidsr.evaluate import (  # noqa: E402
 )
 from vidsr.metrics import luma_255  # noqa: E402
 from vidsr.models import build_model, get_spec  # noqa: E402
-from vidsr.models.weights import SHIPPED_DIR, read_metadata, shipped_weights_path  # noqa: E402
+from vidsr.models.weights import SHIPPED_DIR, read_metadata, shipped_weights_path, trained_on  # noqa: E402
 from vidsr.niqe import mean_niqe, niqe  # noqa: E402
 
 # The protocol targets (val PSNR-Y, dB) and the bar for the default weights on the matrix.
@@ -106,6 +106,7 @@ def main() -> None:
                 same[0]["niqe"] = round(mean_niqe(images, scale, upscale), 3)
             same[0]["default"] = shipped_weights_path(model, scale) == path  # a set shipped since may be it
             same[0]["target_psnr"] = _target(model, scale, same[0]["degradations"])
+            same[0]["trained_on"] = trained_on(meta)
             entries += same
             continue
         started = time.perf_counter()
@@ -123,6 +124,7 @@ def main() -> None:
                 "recipe": meta.get("recipe"),
                 "history": meta.get("history"),
                 "degradations": (meta.get("degradations") or {"name": "protocol"})["name"],
+                "trained_on": trained_on(meta),
                 "protocol": protocol.to_dict(),
                 "matrix": matrix.to_dict(),
                 "niqe": round(mean_niqe(images, scale, upscale), 3),
@@ -237,7 +239,7 @@ def render(payload: dict) -> str:
         target = e.get("target_psnr")
         target_s = "—" if target is None else f"{target:.1f} ({'met' if p['psnr'] >= target else 'not met'})"
         lines.append(
-            f"| `{e['weights']}` | {'yes' if e['default'] else ''} | x{e['scale']} | {e['degradations']} | "
+            f"| `{e['weights']}` | {'yes' if e['default'] else ''} | x{e['scale']} | {e['trained_on']} | "
             f"{p['psnr']:.2f} | {p['ssim']:.4f} | {p['bicubic_psnr']:.2f} / {p['bicubic_ssim']:.4f} | "
             f"{p['psnr'] - p['bicubic_psnr']:+.2f} | {target_s} | {_trained(e)} |"
         )

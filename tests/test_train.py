@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import make_photos
 
 import vidsr.train.loop as loop_module
-from vidsr.errors import ModelError
+from vidsr.errors import InputError, ModelError
 from vidsr.models import arch_config
 from vidsr.models.srresnet import srresnet
 from vidsr.models.weights import read_metadata, save_weights
@@ -293,7 +293,7 @@ def test_cli_train_then_eval(tiny_data, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["eval", str(val), "--model", "espcn", "--scale", "2", "--weights", str(weights)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1].startswith("mean")
-    result = runner.invoke(cli, ["eval", str(val), "--model", "bicubic", "--scale", "2", "--json"])
+    result = runner.invoke(cli, ["eval", str(val), "-m", "bicubic", "-s", "2", "--json"])
     report = json.loads(result.stdout)
     assert report["psnr"] == report["bicubic_psnr"] and len(report["images"]) == 1
 
@@ -336,3 +336,28 @@ def test_ema_is_what_is_validated_kept_and_resumed(tiny_data, tmp_path: Path) ->
     resumed = torch.load(final.checkpoint, weights_only=True)
     for key, value in ckpt["ema"].items():
         assert torch.equal(value, resumed["ema"][key]), key
+
+
+def test_extra_photos_are_the_packaged_ones_and_join_the_training_set(tiny_data, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("skimage.data")
+    from vidsr.train import data as data_module
+
+    images = data_module.load_extra("scikit-image")
+    assert len(images) == len(data_module.SKIMAGE_PHOTOS) == 9
+    assert all(im.dtype == torch.uint8 and im.shape[0] == 3 and min(im.shape[1:]) >= 128 for im in images)
+    with pytest.raises(InputError, match="unknown extra photo source"):
+        data_module.load_extra("imagenet")
+    with pytest.raises(InputError, match="unknown extra photo source"):
+        _config(tiny_data, tmp_path / "bad.pt", extra_photos=("imagenet",)).check()
+
+    seen: list[int] = []
+    real_sampler = loop_module.PatchSampler
+
+    def counting_sampler(images, **kw):
+        seen.append(len(images))
+        return real_sampler(images, **kw)
+
+    monkeypatch.setattr(loop_module, "PatchSampler", counting_sampler)
+    result = train(_config(tiny_data, tmp_path / "x.pt", steps=2, val_every=2, extra_photos=("scikit-image",)))
+    assert seen == [3 + 9]  # the folder's three photos and the package's nine
+    assert read_metadata(result.weights)["recipe"]["extra_photos"] == ["scikit-image"]

@@ -90,3 +90,14 @@ def test_models_lists_every_set_with_its_recipe() -> None:
         assert all(r["trained"]["steps"] > 0 and r["val_psnr"] > r["bicubic_psnr"] for r in mine)
     text = CliRunner().invoke(cli, ["models"]).output
     assert "paper" in text and "trained on protocol" in text
+
+
+def test_trained_on_names_the_recipe_and_every_photo_source_of_the_history() -> None:
+    from vidsr.models.weights import trained_on
+
+    assert trained_on({}) == "protocol"
+    robust = {"degradations": {"name": "robust-v2"}}
+    assert trained_on({**robust, "history": [{"steps": 10}, {"steps": 5}]}) == "robust-v2"
+    first_stage_only = [{"extra_photos": ["scikit-image"]}, {"steps": 5}]
+    assert trained_on({**robust, "history": first_stage_only}) == "robust-v2 + scikit-image photos"
+    assert trained_on({"recipe": {"extra_photos": ["scikit-image"]}}) == "protocol + scikit-image photos"

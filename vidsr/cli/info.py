@@ -17,7 +17,7 @@ def _needs(name: str, scale: int) -> str:
 def _model_rows() -> list[dict]:
     """One row per model, scale and shipped weights set (default set first), with the figures it carries."""
     from vidsr.models import REGISTRY, shipped_sets
-    from vidsr.models.weights import read_metadata
+    from vidsr.models.weights import read_metadata, trained_on
 
     rows = []
     for spec in REGISTRY.values():
@@ -36,7 +36,7 @@ def _model_rows() -> list[dict]:
                 rows.append({**base, "weights": "none", "needs": _needs(spec.name, scale)})
             for i, (name, path) in enumerate(sets.items()):
                 meta = read_metadata(path)
-                row = {**base, "weights": name, "default": i == 0, "file": path.name}
+                row = {**base, "weights": name, "default": i == 0, "file": path.name, "trained_on": trained_on(meta)}
                 for key in ("val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim", "val_set", "degradations"):
                     if key in meta:
                         row[key] = meta[key]
@@ -75,8 +75,7 @@ def models(as_json: bool) -> None:
                 quality += f"  (bicubic {r['bicubic_psnr']:.2f} dB, {r['val_psnr'] - r['bicubic_psnr']:+.2f})"
             if "matrix_mean_gain" in r:
                 quality += f"; matrix mean {r['matrix_mean_gain']:+.2f}, worst {r['matrix_worst_gain']:+.2f}"
-            recipe = (r.get("degradations") or {}).get("name", "protocol")
-            quality += f"; trained on {recipe}"
+            quality += f"; trained on {r['trained_on']}"
             if r.get("loss", "l1") != "l1":  # SRGAN's: says whether VGG or feature matching made it
                 quality += f", loss {r['loss']}"
         elif r["learned"]:

@@ -11,13 +11,14 @@ from vidsr.cli.options import MODEL_NAMES
 
 # vidsr.degrade.RECIPES, spelled out so the CLI starts without importing torch (a test keeps them equal).
 RECIPE_NAMES = ("protocol", "robust-v1", "robust-v2")
+EXTRA_SOURCES = ("scikit-image",)  # vidsr.train.data.EXTRA_SOURCES, likewise
 
 _SCALES = click.Choice(["2", "3", "4"])
 
 
 @click.command()
-@click.option("--model", "model_name", type=click.Choice(["espcn", "srresnet", "srgan"]), required=True)
-@click.option("--scale", type=_SCALES, required=True, help="Upscaling factor.")
+@click.option("-m", "--model", "model_name", type=click.Choice(["espcn", "srresnet", "srgan"]), required=True)
+@click.option("-s", "--scale", type=_SCALES, required=True, help="Upscaling factor.")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder of HR images.")
 @click.option("--val", type=click.Path(file_okay=False, path_type=Path), required=True, help="Validation images.")
 @click.option("--steps", type=click.IntRange(min=1), default=20000, show_default=True)
@@ -80,6 +81,12 @@ _SCALES = click.Choice(["2", "3", "4"])
     default=0.0,
     help="Decay of a moving average of the weights that is validated and exported (e.g. 0.999) [0: off].",
 )
+@click.option(
+    "--extra-photos",
+    type=click.Choice(EXTRA_SOURCES),
+    multiple=True,
+    help="Also train on the openly licensed photos a registry package ships (scikit-image: 9, CC0 or public domain).",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -120,8 +127,8 @@ def train(model_name: str, scale: str, out: Path | None, threads: int | None, as
 
 @click.command(name="eval")
 @click.argument("images", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True)
-@click.option("--scale", type=_SCALES, required=True)
+@click.option("-m", "--model", "model_name", type=click.Choice(MODEL_NAMES), required=True)
+@click.option("-s", "--scale", type=_SCALES, required=True)
 @click.option(
     "--weights", default=None, help="A weights file, or a shipped set's name (robust, paper) [the default set]."
 )

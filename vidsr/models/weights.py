@@ -129,3 +129,11 @@ def init_from(module: nn.Module, path: str | Path) -> tuple[int, int]:
         raise ModelError(f"no tensor of {path} fits this network")
     module.load_state_dict(fitting, strict=False)
     return len(fitting), len(own) - len(fitting)
+
+
+def trained_on(meta: dict[str, Any]) -> str:
+    """What a weights file was trained on, in words: its LR recipe, and the photo sources any of its runs added."""
+    history = meta.get("history") or [meta.get("recipe") or {}]
+    extra = sorted({source for run in history for source in run.get("extra_photos", [])})
+    recipe = (meta.get("degradations") or {}).get("name", "protocol")
+    return recipe + "".join(f" + {source} photos" for source in extra)

@@ -27,6 +27,32 @@ def load_folder(folder: str | Path) -> list[torch.Tensor]:
     return [load_rgb(p).mul_(255.0).round_().to(torch.uint8) for p in list_images(folder)]
 
 
+# Photographs and textures that scikit-image ships inside its wheel (nothing is downloaded), each
+# CC0 or public domain by skimage.data's docstrings: camera (Lav Varshney, CC0), astronaut (NASA),
+# chelsea (Stefan van der Walt, CC0), coffee (Rachel Michetti, CC0), rocket (SpaceX, public domain),
+# brick and gravel (CC0Textures), grass (CC0), coins (Brooklyn Museum, no known restrictions).
+# They are small, sharp and pixel-exact where the 20 training photos are large JPEGs; no held-out
+# set is drawn from scikit-image.
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "rocket")
+EXTRA_SOURCES = ("scikit-image",)
+
+
+def load_extra(source: str) -> list[torch.Tensor]:
+    """The images of a registry package named by ``source`` as uint8 ``(3, H, W)`` tensors."""
+    if source not in EXTRA_SOURCES:
+        raise InputError(f"unknown extra photo source {source!r}; choose from {', '.join(EXTRA_SOURCES)}")
+    try:
+        import skimage.data
+    except ImportError:
+        raise InputError("--extra-photos scikit-image needs scikit-image: pip install scikit-image") from None
+    images = []
+    for name in SKIMAGE_PHOTOS:
+        pixels = np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)
+        rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
+        images.append(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous())
+    return images
+
+
 class PatchSampler:
     """Draws batches of (LR, HR) patch pairs from images held in memory.
 

@@ -34,7 +34,7 @@ from vidsr.evaluate import evaluate_images, evaluate_matrix, list_images, load_r
 from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
 from vidsr.models import arch_config, build_module, get_spec
 from vidsr.models.weights import init_from, load_weights, read_metadata, save_weights
-from vidsr.train.data import PatchSampler, load_folder
+from vidsr.train.data import EXTRA_SOURCES, PatchSampler, load_extra, load_folder
 from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss, pixel_loss
 
 TRAINABLE = ("espcn", "srresnet", "srgan")
@@ -71,6 +71,8 @@ class TrainConfig:
     # >0: the decay of an exponential moving average of the weights, which is what is validated, kept as
     # the best checkpoint and exported: it averages out the step-to-step noise of Adam at a high learning rate.
     ema: float = 0.0
+    # Registry packages whose openly licensed photos join ``data`` (vidsr.train.data.EXTRA_SOURCES).
+    extra_photos: tuple[str, ...] = ()
 
     @property
     def hr_patch(self) -> int:
@@ -95,6 +97,9 @@ class TrainConfig:
         if self.degradations not in RECIPES:
             raise InputError(f"unknown degradation recipe {self.degradations!r}; choose from {', '.join(RECIPES)}")
         arch_config(self.model, self.arch)  # refuses an unknown variant
+        unknown = [s for s in self.extra_photos if s not in EXTRA_SOURCES]
+        if unknown:
+            raise InputError(f"unknown extra photo source {unknown[0]!r}; choose from {', '.join(EXTRA_SOURCES)}")
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,8 @@ def export_metadata(
     }
     if config.ema:
         recipe["ema"] = config.ema
+    if config.extra_photos:
+        recipe["extra_photos"] = list(config.extra_photos)
     if selected_step is not None and selected_step != steps_done:
         recipe["selected_step"] = selected_step  # the weights are the best validation checkpoint, not the last
     meta = {
@@ -291,7 +298,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         init_from(model, config.init)
     model.to(device).train()
     sampler = PatchSampler(
-        load_folder(config.data),
+        load_folder(config.data) + [im for source in config.extra_photos for im in load_extra(source)],
         scale=config.scale,
         patch=config.hr_patch,
         colour=spec.colour,
