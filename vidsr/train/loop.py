@@ -183,9 +183,11 @@ def _short_path(path: str) -> str:
 
 
 def _history(config: TrainConfig) -> list[dict[str, Any]]:
-    """The runs the weights came from, oldest first: those of the ``--init`` weights, if they say, then this one."""
+    """The runs the weights came from, oldest first: those of the ``--init`` weights, if they say, then this one.
+    Weights trained in one run record only their ``recipe``: that run is their history."""
     if config.init and Path(config.init).suffix == ".safetensors":
-        return list(read_metadata(config.init).get("history", []))
+        meta = read_metadata(config.init)
+        return list(meta.get("history") or ([meta["recipe"]] if "recipe" in meta else []))
     return []
 
 
