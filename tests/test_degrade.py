@@ -128,11 +128,14 @@ def test_unknown_recipe_and_bad_sizes() -> None:
         downscale(torch.rand(3, 10, 10), 4, "area")
 
 
-def test_the_train_command_offers_every_recipe() -> None:
+def test_the_train_command_offers_every_recipe_and_photo_source() -> None:
+    from vidsr.cli.train import EXTRA_SOURCES as CLI_SOURCES
     from vidsr.cli.train import RECIPE_NAMES
     from vidsr.degrade import RECIPES
+    from vidsr.train.data import EXTRA_SOURCES
 
     assert RECIPE_NAMES == RECIPES
+    assert CLI_SOURCES == EXTRA_SOURCES
 
 
 def test_robust_v2_records_its_own_name_and_milder_tails() -> None:
