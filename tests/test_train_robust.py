@@ -10,7 +10,7 @@ from conftest import make_photos
 
 from vidsr.models import build_model
 from vidsr.models.espcn import ROBUST
-from vidsr.models.weights import read_metadata
+from vidsr.models.weights import read_metadata, save_weights
 from vidsr.train.data import PatchSampler, load_folder
 from vidsr.train.loop import TrainConfig, train
 
@@ -68,20 +68,15 @@ def test_robust_run_records_its_recipe_history_and_matrix(data, tmp_path: Path) 
 def test_weights_that_record_only_their_recipe_pass_it_on_as_history(data, tmp_path: Path) -> None:
     """The first shipped sets were trained in one run and record a ``recipe`` but no ``history``; a
     fine-tune from one of them must still say where it started."""
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
     torch.set_num_threads(1)
     config = TrainConfig(
         model="espcn", scale=2, data=str(data[0]), val=str(data[1]), out=str(tmp_path / "a" / "p.pt"),
         steps=2, batch=2, patch=16, val_every=2, progress=False, seed=7,
     )  # fmt: skip
     first = train(config).weights
-    with safe_open(str(first), "pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
-        metadata = {k: v for k, v in f.metadata().items() if k != "history"}
     recipe_only = tmp_path / "recipe_only.safetensors"
-    save_file(tensors, str(recipe_only), metadata=metadata)
+    metadata = {k: v for k, v in read_metadata(first).items() if k != "history"}
+    save_weights(build_model("espcn", 2, weights=first).module, recipe_only, metadata)
     follow = train(TrainConfig(**{**config.__dict__, "init": str(recipe_only), "out": str(tmp_path / "b" / "p.pt")}))
     history = read_metadata(follow.weights)["history"]
     assert [(h["seed"], h["init"]) for h in history] == [(7, None), (7, "recipe_only.safetensors")]

@@ -131,9 +131,14 @@ def init_from(module: nn.Module, path: str | Path) -> tuple[int, int]:
     return len(fitting), len(own) - len(fitting)
 
 
+def training_runs(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs a weights file came from, oldest first: its ``history``, or, for a file trained in one run
+    that records only its ``recipe`` (the first shipped sets), that recipe."""
+    return list(meta.get("history") or ([meta["recipe"]] if meta.get("recipe") else []))
+
+
 def trained_on(meta: dict[str, Any]) -> str:
     """What a weights file was trained on, in words: its LR recipe, and the photo sources any of its runs added."""
-    history = meta.get("history") or [meta.get("recipe") or {}]
-    extra = sorted({source for run in history for source in run.get("extra_photos", [])})
+    extra = sorted({source for run in training_runs(meta) for source in run.get("extra_photos", [])})
     recipe = (meta.get("degradations") or {}).get("name", "protocol")
     return recipe + "".join(f" + {source} photos" for source in extra)

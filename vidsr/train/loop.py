@@ -33,7 +33,7 @@ from vidsr.errors import InputError, ModelError
 from vidsr.evaluate import evaluate_images, evaluate_matrix, list_images, load_rgb, module_upscaler
 from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
 from vidsr.models import arch_config, build_module, get_spec
-from vidsr.models.weights import init_from, load_weights, read_metadata, save_weights
+from vidsr.models.weights import init_from, load_weights, read_metadata, save_weights, training_runs
 from vidsr.train.data import EXTRA_SOURCES, PatchSampler, load_extra, load_folder
 from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss, pixel_loss
 
@@ -183,11 +183,9 @@ def _short_path(path: str) -> str:
 
 
 def _history(config: TrainConfig) -> list[dict[str, Any]]:
-    """The runs the weights came from, oldest first: those of the ``--init`` weights, if they say, then this one.
-    Weights trained in one run record only their ``recipe``: that run is their history."""
+    """The runs the weights came from, oldest first: those of the ``--init`` weights, if they say, then this one."""
     if config.init and Path(config.init).suffix == ".safetensors":
-        meta = read_metadata(config.init)
-        return list(meta.get("history") or ([meta["recipe"]] if "recipe" in meta else []))
+        return training_runs(read_metadata(config.init))
     return []
 
 
