@@ -190,7 +190,9 @@ def measure_cpu_tables(args: argparse.Namespace) -> dict:
     tables["prepost"] = both_networks(bc.prepost_rows)
     print("  per frame and pre/post done", flush=True)
     cut = make_bench_input(args.src, args.work / f"vtest_{args.cli_frames}f{args.src.suffix}", args.cli_frames, None)
-    tables["threads"] = bc.thread_rows(paper(2), "paper", cut, args.work / "out", (1, 2), (None, 1))
+    tables["threads"] = bc.thread_rows(
+        paper(2), "paper", cut, args.work / "out", (1, 2), (None, 1), suffixes=(cut.suffix, ".mp4")
+    )
     print("  threads done", flush=True)
     commands = [
         (
@@ -200,6 +202,7 @@ def measure_cpu_tables(args: argparse.Namespace) -> dict:
         ),
         (f"vidsr upscale {cut.name} -m bicubic -s 2", [str(cut), "-m", "bicubic", "-s", "2"], None),
         (f"vidsr upscale {cut.name} -s 2 (the default: espcn robust)", [str(cut), "-s", "2"], None),
+        (f"vidsr upscale {cut.name} -s 2 --precision fp32", [str(cut), "-s", "2", "--precision", "fp32"], None),
         (
             f"vidsr upscale {cut.name} -m espcn -s 2 --weights paper --backend torch-cpu",
             [str(cut), "-m", "espcn", "-s", "2", "--weights", "paper", "--backend", "torch-cpu"],
@@ -232,7 +235,7 @@ def _table(head: list[str], body: list[list]) -> list[str]:
 
 
 def _pick(rows: list[dict], *keys: str) -> list[list]:
-    return [[r[k] for k in keys] for r in rows]
+    return [[r.get(k) for k in keys] for r in rows]
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -293,20 +296,24 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
         "",
     ]
     lines += _table(
-        ["network", "x", "input", "model ms", "frame ms", "pre/post ms", "pre/post / model"],
-        _pick(t["prepost"], "network", "scale", "input", "model_ms", "frame_ms", "prepost_ms", "prepost_over_model"),
+        ["network", "x", "input", "precision", "model ms", "frame ms", "pre/post ms", "pre/post / model"],
+        _pick(
+            t["prepost"],
+            *("network", "scale", "input", "precision", "model_ms", "frame_ms", "prepost_ms", "prepost_over_model"),
+        ),
     )
     lines += [
         "",
         "### Threads: model intra-op x encoder, end to end",
         "",
         f"`upscale_video` on the first {t['threads'][0]['frames']} frames of vtest.avi, ESPCN x2 (paper) on",
-        "onnxruntime, the default encoder for AVI (mpeg4); `auto` leaves the encoder's thread count to FFmpeg.",
+        "onnxruntime, each container's default encoder (AVI: mpeg4, MP4: libx264, its default preset);",
+        "`auto` leaves the encoder's thread count to FFmpeg.",
         "",
     ]
     lines += _table(
-        ["model threads", "encoder threads", "frames", "fps"],
-        _pick(t["threads"], "model_threads", "encoder_threads", "frames", "fps"),
+        ["output", "model threads", "encoder threads", "frames", "fps"],
+        _pick(t["threads"], "output", "model_threads", "encoder_threads", "frames", "fps"),
     )
     cli = t["cli"]
     lines += [
@@ -319,8 +326,8 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
         "",
     ]
     lines += _table(
-        ["command", "backend", "frames", "fps", "wall s"],
-        [[f"`{r['command']}`", r["backend"], r["frames"], r["fps"], r["wall_s"]] for r in cli],
+        ["command", "backend", "precision", "frames", "fps", "wall s"],
+        [[f"`{r['command']}`", r["backend"], r.get("precision"), r["frames"], r["fps"], r["wall_s"]] for r in cli],
     )
     espcn, bicubic = cli[0]["fps"], cli[1]["fps"]
     before = next((r["fps"] for r in cli if r["command"].startswith("before:")), None)
@@ -355,11 +362,14 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
         import int8
 
         lines += [
-            "### int8: static QDQ quantisation of the paper ESPCN",
+            "### int8: static QDQ quantisation, model only",
             "",
-            "`benchmarks/int8.py` (onnxruntime's quantiser: per-channel int8 weights in 7 bits, uint8",
-            "activations, MinMax calibration on 64 luma patches of the training photographs); the bar to ship",
-            "it: >= 1.5x faster and <= 0.05 dB PSNR-Y lost on val.",
+            "`benchmarks/int8.py`, fp32 against int8 on one luma frame.  Robust rows: vidsr's int8 graph",
+            "(`vidsr/backends/int8.py`: uint8 activations from the ranges the weights file ships, 7-bit",
+            "per-channel weights; what `--precision auto` runs on a VNNI CPU); quality on the full val set,",
+            "the protocol's PSNR-Y and the mean gain over bicubic across the degradation matrix.  Paper rows",
+            "(tanh, no int8 form in vidsr): onnxruntime's own quantiser, to show why.  The bar: >= 1.5x",
+            "faster and <= 0.05 dB PSNR-Y lost on val.",
             "",
         ]
         lines += _table(int8.HEAD, _pick(t["int8"], *int8.KEYS))
@@ -379,7 +389,7 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
         "## Machine",
         "",
         f"* CPU: {m['cpu']}, {m['cores']} cores visible, torch threads {m['torch_threads']}, "
-        f"capability {m['cpu_capability']}",
+        f"capability {m['cpu_capability']}" + ("" if "vnni" not in m else f", VNNI {'yes' if m['vnni'] else 'no'}"),
         f"* torch {m['torch']}, PyAV {m['pyav']} ({m['ffmpeg']}), Python {m['python']}",
         f"* {where if gpu else 'no GPU'}",
         "",
@@ -441,8 +451,10 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
             "",
             f"ESPCN x4, model only, 480x270 batch of 2 on this CPU: fp32 {probe['fp32']} fps, "
             f"bf16 {probe['bf16']} fps.",
-            "Without AVX512-BF16/AMX, PyTorch emulates bf16 convolution, so `--precision auto` on the CPU is",
-            "fp32 (`vidsr/backends/__init__.py`, `CPU_AUTO_DTYPE`); bf16 stays available with `--precision bf16`.",
+            "Without AVX512-BF16/AMX PyTorch emulates bf16 convolution (an AVX2 CPU ran it 12x slower than",
+            "fp32); with them bf16 can beat torch's fp32, but learned models run on onnxruntime by default",
+            "(the model-only table), so torch-cpu, the reference, stays fp32 under `--precision auto`",
+            "(`vidsr/backends/__init__.py`, `CPU_AUTO_DTYPE`); bf16 stays available with `--precision bf16`.",
             "",
         ]
     lines += [

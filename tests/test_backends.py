@@ -33,7 +33,7 @@ def test_auto_without_gpu_picks_onnxruntime_and_says_why():
     backend = create_backend(random_model(), BackendOptions())
     assert backend.name == "onnxruntime"  # the measured CPU winner for learned models
     assert backend.dtype == torch.float32
-    assert backend.reason == "no CUDA GPU"
+    assert backend.reason.startswith("no CUDA GPU; fp32: ")  # and why not int8 (see tests/test_int8.py)
     # Eager PyTorch stays the choice where onnxruntime does not apply: baselines, bf16 (measured slower).
     assert create_backend(random_model(), BackendOptions(precision="bf16")).name == "torch-cpu"
 
@@ -46,7 +46,10 @@ def test_auto_logs_its_choice(caplog):
 
 def test_describe_mentions_auto_choice():
     up = Upscaler(loaded=random_model(), scale=2, device="cpu")
-    assert up.describe() == "espcn x2 on onnxruntime (float32), chosen by auto: --device cpu"
+    assert up.describe() == (
+        "espcn x2 on onnxruntime (float32), chosen by auto: --device cpu; "
+        "fp32: this espcn has no int8 form (only the ReLU ESPCN family, the robust sets, has one)"
+    )
     assert "chosen" not in Upscaler(loaded=random_model(), scale=2, backend="torch-cpu").describe()
 
 
@@ -62,7 +65,7 @@ def test_unknown_backend_and_precision():
     with pytest.raises(BackendError, match="unknown backend 'cuda'; choose from auto, tensorrt"):
         create_backend(random_model(), BackendOptions(backend="cuda"))
     with pytest.raises(BackendError, match="unknown precision"):
-        create_backend(random_model(), BackendOptions(precision="int8"))
+        create_backend(random_model(), BackendOptions(precision="int4"))
 
 
 def test_fp16_on_cpu_is_refused():

@@ -177,9 +177,26 @@ def test_per_frame_and_prepost_rows(tmp_path, monkeypatch):
     loaded_for = lambda: load_for_bench("espcn", 2)[0]  # noqa: E731
     rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     rows = per_frame_rows(loaded_for, "paper", rgb, repeats=1)
-    assert [r["engine"] for r in rows] == ["vidsr onnxruntime", "vidsr torch-cpu", "opencv"]
-    assert all(r["frame_ms"] > 0 and r["model_ms"] > 0 for r in rows[:2])
-    assert rows[2]["frame_ms"] is None and rows[2]["note"].startswith("skipped: ")
+    # The default (robust) weights carry an int8 calibration: that graph gets its own row.
+    assert [r["engine"] for r in rows] == ["vidsr onnxruntime", "vidsr onnxruntime int8", "vidsr torch-cpu", "opencv"]
+    assert all(r["frame_ms"] > 0 and r["model_ms"] > 0 for r in rows[:3])
+    assert rows[3]["frame_ms"] is None and rows[3]["note"].startswith("skipped: ")
     (pp,) = prepost_rows(loaded_for, "paper", 24, 32, repeats=1)
     assert pp["frame_ms"] > 0 and pp["model_ms"] > 0
     assert pp["prepost_over_model"] == pytest.approx(pp["prepost_ms"] / pp["model_ms"], rel=0.02, abs=0.01)
+
+
+def test_thread_rows_cover_each_container_and_thread_pair(tmp_path):
+    from vidsr.bench_cpu import thread_rows
+
+    clip = make_clip(tmp_path / "c.avi", frames=3, size=(32, 24), codec="mpeg4")
+    loaded_for = lambda: load_for_bench("espcn", 2)[0]  # noqa: E731
+    rows = thread_rows(loaded_for, "robust", clip, tmp_path / "out", (1,), (None, 1), suffixes=(".avi", ".mp4"))
+    assert [(r["output"], r["encoder_threads"]) for r in rows] == [
+        (".avi (mpeg4)", "auto"),
+        (".avi (mpeg4)", 1),
+        (".mp4 (libx264)", "auto"),
+        (".mp4 (libx264)", 1),
+    ]
+    assert all(r["frames"] == 3 and r["fps"] > 0 for r in rows)
+    assert not list((tmp_path / "out").iterdir())  # each output removed after its row

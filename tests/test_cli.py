@@ -184,8 +184,11 @@ def test_models_lists_every_model_and_scale():
     assert colours["espcn"] == "Y" and colours["srresnet"] == "RGB"
     srgan = next(r for r in rows if r["model"] == "srgan" and r["scale"] == 2)  # x2 is not trained
     assert srgan["weights"] == "none" and "--init SRRESNET.safetensors" in srgan["needs"]
+    int8 = {(r["model"], r["scale"], r["weights"]) for r in rows if r.get("int8")}
+    assert int8 == {("espcn", 2, "robust"), ("espcn", 3, "robust"), ("espcn", 4, "robust")}  # calibrated sets
     text = invoke("models").stdout
     assert "interpolation baseline" in text
+    assert text.count("; int8 on the CPU") == 3
 
 
 def test_probe_reports_vfr_colour_and_counts():

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import make_photos
 
+from vidsr.backends.int8 import calibration_of
 from vidsr.models import build_model
 from vidsr.models.espcn import ROBUST
 from vidsr.models.weights import read_metadata, save_weights
@@ -58,6 +59,9 @@ def test_robust_run_records_its_recipe_history_and_matrix(data, tmp_path: Path) 
     # Both the best checkpoint's weights and the exported file rebuild the robust network.
     for path in (result.weights, result.checkpoint.with_suffix(".best.safetensors")):
         assert build_model("espcn", 2, weights=path).module.config == ROBUST
+    # The exported file carries its int8 ranges, measured on the run's own recipe (tests/test_int8.py).
+    assert calibration_of(build_model("espcn", 2, weights=result.weights)) is not None
+    assert meta["int8"]["source"].startswith("64 robust-v1 LR luma patches")
     # A second run that starts from the first carries the first one's history.
     follow = train(
         TrainConfig(**{**config.__dict__, "init": str(result.weights), "out": str(tmp_path / "run2" / "r.pt")})

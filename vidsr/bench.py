@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from vidsr.backends import resolve_device
+from vidsr.backends.int8 import cpu_has_vnni
 from vidsr.errors import BackendError, InputError, ModelError
 from vidsr.media.sink import EncodeOptions
 from vidsr.models import LoadedModel, build_model, get_spec
@@ -65,6 +66,7 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "vnni": cpu_has_vnni(),  # int8 dot products: what --precision auto's int8 choice rests on
         "torch": torch.__version__,
         "pyav": av.__version__,
         "ffmpeg": _ffmpeg_version(),
@@ -490,7 +492,9 @@ def bench_input(
 
 
 def _dtype(up: Any) -> str:
-    return str(up.backend.dtype).removeprefix("torch.")
+    from vidsr.backends import precision_of
+
+    return precision_of(up.backend)
 
 
 def _fresh(loaded: LoadedModel) -> LoadedModel:

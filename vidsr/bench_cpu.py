@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidsr.backends import precision_of
 from vidsr.colour import BT601_STUDIO
 from vidsr.media.sink import EncodeOptions
 from vidsr.models import LoadedModel
@@ -88,7 +89,10 @@ def opencv_espcn(scale: int, threads: int | None = None) -> tuple[Any | None, st
     if threads:
         cv2.setNumThreads(threads)
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
-    sr.readModel(str(path))
+    try:
+        sr.readModel(str(path))
+    except cv2.error as exc:  # OpenCV 5.1 reads the TensorFlow .pb through its ONNX importer and fails
+        return None, f"OpenCV {cv2.__version__} cannot read {path.name}: {str(exc).strip().splitlines()[-1]}"
     sr.setModel("espcn", scale)
     return sr, ""
 
@@ -105,6 +109,18 @@ def frame_rgb(src: Path, size: tuple[int, int] | None = None, index: int = 0) ->
 
 
 # -- model only --------------------------------------------------------------------------------
+def cpu_engines(loaded: LoadedModel) -> list[tuple[str, str]]:
+    """(backend, precision) pairs a CPU table measures: fp32 on both backends, int8 where the weights have it."""
+    from vidsr.backends.int8 import calibration_of
+
+    engines = [("torch-cpu", "fp32"), ("onnxruntime", "fp32")]
+    return [*engines, ("onnxruntime", "int8")] if calibration_of(loaded) is not None else engines
+
+
+def engine_label(backend: str, precision: str) -> str:
+    return f"{backend} int8" if precision == "int8" else backend
+
+
 def model_only_rows(
     loaded_for: Callable[[], LoadedModel], label: str, height: int, width: int, repeats: int = 3
 ) -> list[dict[str, Any]]:
@@ -114,8 +130,8 @@ def model_only_rows(
     x = torch.rand(1, loaded.spec.channels, height, width, generator=torch.Generator().manual_seed(0))
     rows = []
     reference = None
-    for backend in ("torch-cpu", "onnxruntime"):
-        up = Upscaler(loaded=loaded_for(), scale=loaded.scale, backend=backend, tile_pixels=0)
+    for backend, precision in cpu_engines(loaded):
+        up = Upscaler(loaded=loaded_for(), scale=loaded.scale, backend=backend, precision=precision, tile_pixels=0)
         ms = median_ms(lambda up=up: up.run_model(x), repeats)
         out = up.run_model(x)
         reference = out if reference is None else reference
@@ -124,7 +140,7 @@ def model_only_rows(
                 "network": label,
                 "scale": loaded.scale,
                 "input": f"{width}x{height} luma",
-                "engine": backend,
+                "engine": engine_label(backend, precision),
                 "ms": ms,
                 "gflop": round(gflop, 2),
                 "gflops": round(gflop / ms * 1000, 1),
@@ -143,8 +159,8 @@ def per_frame_rows(
     scale = loaded.scale
     h, w = rgb.shape[:2]
     rows = []
-    for backend in ("onnxruntime", "torch-cpu"):
-        up = Upscaler(loaded=loaded_for(), scale=scale, backend=backend, tile_pixels=0)
+    for backend, precision in sorted(cpu_engines(loaded), key=lambda e: e[0] != "onnxruntime"):
+        up = Upscaler(loaded=loaded_for(), scale=scale, backend=backend, precision=precision, tile_pixels=0)
         luma = torch.rand(1, 1, h, w)
         model_ms = median_ms(lambda up=up, luma=luma: up.run_model(luma), repeats)
         frame_ms = median_ms(lambda up=up: up.upscale_image(rgb), repeats)
@@ -153,7 +169,7 @@ def per_frame_rows(
                 "network": label,
                 "scale": scale,
                 "input": f"{w}x{h} RGB",
-                "engine": f"vidsr {backend}",
+                "engine": f"vidsr {engine_label(backend, precision)}",
                 "frame_ms": frame_ms,
                 "model_ms": model_ms,
                 "note": "",
@@ -194,7 +210,8 @@ def per_frame_rows(
 def prepost_rows(
     loaded_for: Callable[[], LoadedModel], label: str, height: int, width: int, repeats: int = 3
 ) -> list[dict[str, Any]]:
-    """Video frames (yuv420p planes in and out) on onnxruntime: time beside the model's own.
+    """Video frames (yuv420p planes in and out) on onnxruntime, at the precision ``auto`` picks (as
+    ``vidsr upscale`` runs): time beside the model's own.
 
     ``prepost / model`` is what the colour handling, chroma resampling and quantisation add.
     """
@@ -224,6 +241,7 @@ def prepost_rows(
             "network": label,
             "scale": loaded.scale,
             "input": f"{width}x{height} yuv420p",
+            "precision": precision_of(up.backend),
             "model_ms": round(m, 2),
             "frame_ms": round(p, 2),
             "prepost_ms": round(p - m, 2),
@@ -241,29 +259,35 @@ def thread_rows(
     model_threads: tuple[int, ...],
     encoder_threads: tuple[int | None, ...],
     encode: EncodeOptions | None = None,
+    suffixes: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """End-to-end fps of ``src`` for each (model intra-op threads, encoder threads) pair."""
+    """End-to-end fps of ``src`` for each output container (``suffixes``, each with its default
+    encoder; none: ``src``'s) and each (model intra-op threads, encoder threads) pair."""
+    from vidsr.media.encoders import codec_for, muxer_for
+
     encode = encode or EncodeOptions()
     rows = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    for mt in model_threads:
-        up = Upscaler(loaded=loaded_for(), scale=loaded_for().scale, backend="onnxruntime", threads=mt)
-        for et in encoder_threads:
-            enc = encode if et is None else replace(encode, extra=(*encode.extra, ("threads", str(et))))
-            dst = out_dir / f"threads{mt}-{et}{src.suffix}"
-            summary = upscale_video(src, dst, upscaler=up, encode=enc, overwrite=True, progress=False)
-            dst.unlink(missing_ok=True)
-            rows.append(
-                {
-                    "network": label,
-                    "scale": up.scale,
-                    "input": src.name,
-                    "model_threads": mt,
-                    "encoder_threads": "auto" if et is None else et,
-                    "frames": summary.frames_out,
-                    "fps": summary.fps,
-                }
-            )
+    for suffix in suffixes or (src.suffix,):
+        for mt in model_threads:
+            up = Upscaler(loaded=loaded_for(), scale=loaded_for().scale, backend="onnxruntime", threads=mt)
+            for et in encoder_threads:
+                enc = encode if et is None else replace(encode, extra=(*encode.extra, ("threads", str(et))))
+                dst = out_dir / f"threads{mt}-{et}{suffix}"
+                summary = upscale_video(src, dst, upscaler=up, encode=enc, overwrite=True, progress=False)
+                dst.unlink(missing_ok=True)
+                rows.append(
+                    {
+                        "network": label,
+                        "scale": up.scale,
+                        "input": src.name,
+                        "output": f"{suffix} ({codec_for(muxer_for(dst), enc)})",
+                        "model_threads": mt,
+                        "encoder_threads": "auto" if et is None else et,
+                        "frames": summary.frames_out,
+                        "fps": summary.fps,
+                    }
+                )
     return rows
 
 
@@ -301,6 +325,7 @@ def cli_rows(commands: list[tuple[str, list[str], Path | None]], out_dir: Path) 
                 "command": label,
                 "frames": summary["frames_out"],
                 "backend": summary["backend"],
+                "precision": summary["precision"],
                 "seconds": summary["seconds"],
                 "wall_s": round(wall, 1),
                 "fps": summary["fps"],

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidsr.backends import Backend, BackendOptions, create_backend
+from vidsr.backends import Backend, BackendOptions, create_backend, precision_of
 from vidsr.colour import BT601_STUDIO, YCbCrFormat, planes_to_rgb8, rgb8_to_planes, rgb_to_ycbcr, ycbcr_to_rgb
 from vidsr.errors import InputError
 from vidsr.media.depth import EIGHT_BIT, SampleDepth, quantise, to_float, to_numpy, to_torch
@@ -162,8 +162,7 @@ class Upscaler:
         return self.backend.device
 
     def describe(self) -> str:
-        dtype = str(self.backend.dtype).removeprefix("torch.")
-        text = f"{self.spec.name} x{self.scale} on {self.backend.name} ({dtype})"
+        text = f"{self.spec.name} x{self.scale} on {self.backend.name} ({precision_of(self.backend)})"
         reason = getattr(self.backend, "reason", None)
         if self.options.backend == "auto" and reason:
             text += f", chosen by auto: {reason}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from vidsr.backends import precision_of
 from vidsr.backends.hwvideo import check_encoder, decode_hwaccel
 from vidsr.errors import InputError, OutputError
 from vidsr.media import encoders
@@ -78,7 +79,7 @@ class UpscaleSummary:
             model=up.spec.name,
             scale=up.scale,
             backend=up.backend.name,
-            precision=str(up.backend.dtype).removeprefix("torch."),
+            precision=precision_of(up.backend),
             frames_in=frames_in,
             frames_out=frames_out,
             seconds=round(seconds, 3),

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from vidsr.backends.engine_cache import atomic_write, default_engine_dir, exclusive_lock, sha256_state_dict
+from vidsr.backends.int8 import calibration_of, quantise_graph, supports_int8
 from vidsr.backends.onnx_export import DEFAULT_OPSET, check_exportable, export_onnx
 from vidsr.errors import BackendError
 from vidsr.models import LoadedModel
@@ -66,10 +67,15 @@ class OnnxKey:
     weights_sha256: str
     opset: int
     torch_version: str
+    precision: str = "fp32"  # or "int8": the QDQ rewrite of vidsr.backends.int8
+    int8_sha256: str = ""  # the int8 scheme and calibration the rewrite used
 
     @classmethod
-    def of(cls, loaded: LoadedModel, opset: int = DEFAULT_OPSET) -> OnnxKey:
+    def of(cls, loaded: LoadedModel, opset: int = DEFAULT_OPSET, precision: str = "fp32") -> OnnxKey:
         module = loaded.module
+        calibration = calibration_of(loaded) if precision == "int8" else None
+        if precision == "int8" and calibration is None:
+            raise BackendError(f"int8 needs calibrated weights: {no_int8_reason(loaded)}")
         structure = repr(module) + repr(getattr(module, "config", None))
         return cls(
             model=loaded.spec.name,
@@ -81,6 +87,8 @@ class OnnxKey:
             weights_sha256=sha256_state_dict({k: v.float() for k, v in module.state_dict().items()}),
             opset=opset,
             torch_version=torch.__version__,
+            precision=precision,
+            int8_sha256=calibration.digest if calibration else "",
         )
 
     @property
@@ -89,14 +97,26 @@ class OnnxKey:
 
     @property
     def stem(self) -> str:
-        """``espcn_x2_opset18_3f2a9c1d0b4e``: what went in, plus a short hash of the rest."""
-        return f"{self.model}_x{self.scale}_opset{self.opset}_{self.digest[:12]}"
+        """``espcn_x2_opset18_3f2a9c1d0b4e`` (``..._opset18_int8_...``): what went in, plus a short hash of the rest."""
+        precision = "" if self.precision == "fp32" else f"_{self.precision}"
+        return f"{self.model}_x{self.scale}_opset{self.opset}{precision}_{self.digest[:12]}"
 
 
-def cached_onnx(loaded: LoadedModel, directory: str | Path | None = None) -> tuple[Path, bool]:
-    """The ONNX file for ``loaded`` in the cache, exported now if missing: ``(path, exported)``."""
+def no_int8_reason(loaded: LoadedModel) -> str:
+    """Why ``loaded`` has no int8 graph, in words (for errors and auto's reason)."""
+    if not supports_int8(loaded):
+        return f"this {loaded.spec.name} has no int8 form (only the ReLU ESPCN family, the robust sets, has one)"
+    where = loaded.weights.name if loaded.weights else "these weights"
+    return f"{where} carry no int8 calibration (add one: vidsr calibrate WEIGHTS --data PHOTOS)"
+
+
+def cached_onnx(loaded: LoadedModel, directory: str | Path | None = None, precision: str = "fp32") -> tuple[Path, bool]:
+    """The ONNX file for ``loaded`` in the cache, made now if missing: ``(path, made)``.
+
+    ``precision`` "int8" is the fp32 export (cached too) rewritten by :func:`quantise_graph`.
+    """
     check_exportable(loaded)
-    key = OnnxKey.of(loaded)
+    key = OnnxKey.of(loaded, precision=precision)
     folder = Path(directory) if directory is not None else default_engine_dir()
     path, sidecar = folder / f"{key.stem}.onnx", folder / f"{key.stem}.onnx.json"
     if path.is_file() and _sidecar_matches(sidecar, key):
@@ -111,11 +131,23 @@ def cached_onnx(loaded: LoadedModel, directory: str | Path | None = None) -> tup
     with exclusive_lock(folder / f"{key.stem}.onnx.lock"):
         if path.is_file() and _sidecar_matches(sidecar, key):
             return path, False
-        log.info("exporting %s x%d to ONNX (once; cached as %s)", key.model, key.scale, path)
-        export_onnx(loaded, path)  # writes under a temporary name and renames: never half a file
+        log.info("exporting %s x%d to ONNX %s (once; cached as %s)", key.model, key.scale, precision, path)
+        if precision == "int8":
+            _write_int8(loaded, cached_onnx(loaded, folder)[0], path)
+        else:
+            export_onnx(loaded, path)  # writes under a temporary name and renames: never half a file
         record = {"digest": key.digest, "key": asdict(key), "onnx": path.name}
         atomic_write(sidecar, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return path, True
+
+
+def _write_int8(loaded: LoadedModel, fp32: Path, path: Path) -> None:
+    import onnx
+
+    calibration = calibration_of(loaded)
+    assert calibration is not None  # OnnxKey.of checked
+    graph = quantise_graph(onnx.load(str(fp32)), calibration)
+    atomic_write(path, graph.SerializeToString())
 
 
 def _sidecar_matches(sidecar: Path, key: OnnxKey) -> bool:
@@ -148,7 +180,14 @@ def session_options(threads: int) -> Any:
 class OnnxRuntimeBackend:
     """ONNX Runtime on the CPU: float32 NCHW in, float32 NCHW out, like the PyTorch module."""
 
-    def __init__(self, loaded: LoadedModel, *, threads: int | None = None, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        precision: str = "fp32",
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -157,9 +196,10 @@ class OnnxRuntimeBackend:
             raise BackendError(f"threads must be 1 or more, not {threads}")
         self.name = NAME
         self.device = torch.device("cpu")
-        self.dtype = torch.float32
+        self.dtype = torch.float32  # in and out; inside, an int8 graph quantises itself
+        self.precision = precision
         self.threads = threads or default_threads()
-        self.path, exported = cached_onnx(loaded, cache_dir)
+        self.path, exported = cached_onnx(loaded, cache_dir, precision)
         try:
             self.session = ort.InferenceSession(
                 str(self.path), session_options(self.threads), providers=["CPUExecutionProvider"]
@@ -170,7 +210,7 @@ class OnnxRuntimeBackend:
             # A cached file can be damaged (a copy cut short); export it afresh once.
             log.warning("cached %s does not load (%s); exporting it again", self.path, exc)
             self.path.unlink(missing_ok=True)
-            self.path, _ = cached_onnx(loaded, cache_dir)
+            self.path, _ = cached_onnx(loaded, cache_dir, precision)
             self.session = ort.InferenceSession(
                 str(self.path), session_options(self.threads), providers=["CPUExecutionProvider"]
             )
@@ -184,4 +224,12 @@ class OnnxRuntimeBackend:
         return torch.from_numpy(out)
 
 
-__all__ = ["NAME", "OnnxKey", "OnnxRuntimeBackend", "cached_onnx", "default_threads", "onnxruntime_available"]
+__all__ = [
+    "NAME",
+    "OnnxKey",
+    "OnnxRuntimeBackend",
+    "cached_onnx",
+    "default_threads",
+    "no_int8_reason",
+    "onnxruntime_available",
+]

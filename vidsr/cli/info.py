@@ -49,6 +49,7 @@ def _model_rows() -> list[dict]:
                 if "matrix" in meta:
                     row["matrix_mean_gain"] = meta["matrix"]["mean_gain"]
                     row["matrix_worst_gain"] = meta["matrix"]["worst_gain"]
+                row["int8"] = "int8" in meta  # calibrated: onnxruntime can run its int8 graph
                 rows.append(row)
     return rows
 
@@ -78,6 +79,8 @@ def models(as_json: bool) -> None:
             quality += f"; trained on {r['trained_on']}"
             if r.get("loss", "l1") != "l1":  # SRGAN's: says whether VGG or feature matching made it
                 quality += f", loss {r['loss']}"
+            if r.get("int8"):
+                quality += "; int8 on the CPU"
         elif r["learned"]:
             quality = f"no trained weights: {r['needs']}"
         else:

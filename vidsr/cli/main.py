@@ -31,6 +31,7 @@ def _register() -> None:
     cli.add_command(info.probe)
     cli.add_command(training.train)
     cli.add_command(training.evaluate)
+    cli.add_command(training.calibrate)
     cli.add_command(gpu.export_onnx)
     cli.add_command(gpu.build_engine)
     cli.add_command(gpu.bench)

@@ -187,3 +187,30 @@ def _print_matrix(result) -> None:
         f"{mean['bicubic_ssim']:.4f} {mean['lanczos_psnr']:>7.2f} / {mean['lanczos_ssim']:.4f} "
         f"{result.mean_gain:>+7.2f}"
     )
+
+
+@click.command()
+@click.argument("weights", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder of HR photos (the training set): LR inputs are made from them by the file's own recipe.",
+)
+@click.option("--patches", type=click.IntRange(min=1), default=64, show_default=True, help="LR patches to measure on.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the measured ranges as JSON.")
+@handle_errors
+def calibrate(weights: Path, data: Path, patches: int, seed: int, as_json: bool) -> None:
+    """Measure WEIGHTS' int8 activation ranges and store them in its metadata (tensors untouched).
+
+    The onnxruntime backend then builds an int8 graph from them (the default on CPUs with VNNI;
+    --precision int8 elsewhere).  Only the ReLU ESPCN family (the robust sets) has an int8 form.
+    """
+    from vidsr.train.calibrate import calibrate_weights
+
+    result = calibrate_weights(weights, data, patches=patches, seed=seed)
+    if as_json:
+        emit_json({"weights": str(weights), **result.to_dict()})
+        return
+    click.echo(f"calibrated {weights}: {len(result.ranges)} ranges from {result.source}")

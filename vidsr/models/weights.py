@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,23 @@ def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, Any], 
             value = value.half()
         tensors[key] = value
     save_file(tensors, str(path), metadata={k: json.dumps(v) for k, v in metadata.items()})
+
+
+def rewrite_metadata(path: str | Path, metadata: dict[str, Any]) -> None:
+    """Replace a safetensors file's metadata, its tensors byte for byte as they were; written under a
+    temporary name and renamed, so the file is never half written."""
+    path = Path(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"cannot read weights {path}: {exc}") from None
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(temp), metadata={k: json.dumps(v) for k, v in metadata.items()})
+        temp.replace(path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise ModelError(f"cannot write weights {path}: {exc.strerror}") from None
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -28,12 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidsr.backends.int8 import METADATA_KEY as INT8_KEY
+from vidsr.backends.int8 import calibrate, quantised_layers
 from vidsr.degrade import MATRIX, RECIPES, describe_recipe, row_rng
 from vidsr.errors import InputError, ModelError
 from vidsr.evaluate import evaluate_images, evaluate_matrix, list_images, load_rgb, module_upscaler
 from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
 from vidsr.models import arch_config, build_module, get_spec
 from vidsr.models.weights import init_from, load_weights, read_metadata, save_weights, training_runs
+from vidsr.train.calibrate import calibration_batches
 from vidsr.train.data import EXTRA_SOURCES, PatchSampler, load_extra, load_folder
 from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss, pixel_loss
 
@@ -273,6 +276,9 @@ def export_weights(
     final = evaluate_images(images, config.scale, upscale, model=config.model)
     matrix = evaluate_matrix(images, config.scale, upscale, list(MATRIX.values()), model=config.model)
     meta = export_metadata(config, seconds, final, steps, matrix, selected_step)
+    if quantised_layers(module):  # the int8 graph's ranges, measured on the inputs this run trained on
+        batches, source = calibration_batches(config.data, config.scale, meta)
+        meta[INT8_KEY] = calibrate(module.cpu(), batches, source).to_dict()
     save_weights(module, dest, meta, half=True)
     return meta
 
