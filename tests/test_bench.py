@@ -200,3 +200,32 @@ def test_thread_rows_cover_each_container_and_thread_pair(tmp_path):
     ]
     assert all(r["frames"] == 3 and r["fps"] > 0 for r in rows)
     assert not list((tmp_path / "out").iterdir())  # each output removed after its row
+
+
+def test_opencv_peer_that_cannot_read_its_model_skips_with_the_reason(tmp_path, monkeypatch):
+    """OpenCV 5.1 reads the TensorFlow .pb through its ONNX importer and raises: a skipped row, not a crash."""
+    import types
+
+    from vidsr.bench_cpu import PEERS_ENV, opencv_espcn
+
+    class CvError(Exception):
+        pass
+
+    class Impl:
+        def readModel(self, path):  # noqa: N802 (OpenCV's name)
+            raise CvError(
+                "OpenCV(5.1.0) onnx_importer2.cpp:745: error: (-215:Assertion failed) model_proto.has_graph()"
+            )
+
+    fake = types.SimpleNamespace(
+        __version__="5.1.0",
+        error=CvError,
+        setNumThreads=lambda n: None,
+        dnn_superres=types.SimpleNamespace(DnnSuperResImpl_create=Impl),
+    )
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    monkeypatch.setenv(PEERS_ENV, str(tmp_path))
+    (tmp_path / "ESPCN_x2.pb").write_bytes(b"not a graph")
+    sr, why = opencv_espcn(2)
+    assert sr is None
+    assert why.startswith("OpenCV 5.1.0 cannot read ESPCN_x2.pb: ") and "has_graph" in why
