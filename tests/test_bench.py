@@ -212,7 +212,7 @@ def test_opencv_peer_that_cannot_read_its_model_skips_with_the_reason(tmp_path, 
         pass
 
     class Impl:
-        def readModel(self, path):  # noqa: N802 (OpenCV's name)
+        def readModel(self, path):  # OpenCV's name
             raise CvError(
                 "OpenCV(5.1.0) onnx_importer2.cpp:745: error: (-215:Assertion failed) model_proto.has_graph()"
             )
