@@ -44,7 +44,12 @@ def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, Any], 
         if half and value.is_floating_point():
             value = value.half()
         tensors[key] = value
-    save_file(tensors, str(path), metadata={k: json.dumps(v) for k, v in metadata.items()})
+    save_file(tensors, str(path), metadata=_encoded(metadata))
+
+
+def _encoded(metadata: dict[str, Any]) -> dict[str, str]:
+    """safetensors metadata is str -> str: each value stored as JSON (:func:`read_metadata` decodes)."""
+    return {k: json.dumps(v) for k, v in metadata.items()}
 
 
 def rewrite_metadata(path: str | Path, metadata: dict[str, Any]) -> None:
@@ -57,7 +62,7 @@ def rewrite_metadata(path: str | Path, metadata: dict[str, Any]) -> None:
         raise ModelError(f"cannot read weights {path}: {exc}") from None
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_file(tensors, str(temp), metadata={k: json.dumps(v) for k, v in metadata.items()})
+        save_file(tensors, str(temp), metadata=_encoded(metadata))
         temp.replace(path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
@@ -155,8 +160,13 @@ def training_runs(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return list(meta.get("history") or ([meta["recipe"]] if meta.get("recipe") else []))
 
 
+def extra_photo_sources(meta: dict[str, Any]) -> list[str]:
+    """The photo sources (``--extra-photos``) any of a weights file's runs added, sorted."""
+    return sorted({source for run in training_runs(meta) for source in run.get("extra_photos", [])})
+
+
 def trained_on(meta: dict[str, Any]) -> str:
     """What a weights file was trained on, in words: its LR recipe, and the photo sources any of its runs added."""
-    extra = sorted({source for run in training_runs(meta) for source in run.get("extra_photos", [])})
+    extra = extra_photo_sources(meta)
     recipe = (meta.get("degradations") or {}).get("name", "protocol")
     return recipe + "".join(f" + {source} photos" for source in extra)

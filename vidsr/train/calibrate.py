@@ -15,7 +15,7 @@ import torch
 from vidsr.backends.int8 import METADATA_KEY, Int8Calibration, calibrate, supports_int8
 from vidsr.errors import InputError
 from vidsr.models import build_model
-from vidsr.models.weights import read_metadata, rewrite_metadata, training_runs
+from vidsr.models.weights import extra_photo_sources, read_metadata, rewrite_metadata, training_runs
 from vidsr.train.data import PatchSampler, load_extra, load_folder
 
 LR_SIDE = 96  # LR patch side, where the photos allow: large against the networks' receptive field
@@ -28,7 +28,7 @@ def calibration_batches(
     """LR luma batches for calibrating a network trained as ``meta`` says, and the source in words."""
     runs = training_runs(meta)
     recipe = (runs[-1].get("degradations") if runs else None) or "protocol"
-    extra = sorted({source for run in runs for source in run.get("extra_photos", [])})
+    extra = extra_photo_sources(meta)
     images = load_folder(data) + [im for source in extra for im in load_extra(source)]
     if not images:
         raise InputError(f"no images to calibrate on in {data}")
