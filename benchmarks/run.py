@@ -201,6 +201,11 @@ def measure_cpu_tables(args: argparse.Namespace) -> dict:
             None,
         ),
         (f"vidsr upscale {cut.name} -m bicubic -s 2", [str(cut), "-m", "bicubic", "-s", "2"], None),
+        (
+            f"vidsr upscale {cut.name} -m espcn -s 2 --weights paper --precision fp32",
+            [str(cut), "-m", "espcn", "-s", "2", "--weights", "paper", "--precision", "fp32"],
+            None,
+        ),
         (f"vidsr upscale {cut.name} -s 2 (the default: espcn robust)", [str(cut), "-s", "2"], None),
         (f"vidsr upscale {cut.name} -s 2 --precision fp32", [str(cut), "-s", "2", "--precision", "fp32"], None),
         (
@@ -220,9 +225,9 @@ def measure_cpu_tables(args: argparse.Namespace) -> dict:
         )
     tables["cli"] = bc.cli_rows(commands, args.work / "out")
     print("  CLI done", flush=True)
-    import int8  # benchmarks/int8.py, beside this file
+    import precision  # benchmarks/precision.py, beside this file
 
-    tables["int8"] = int8.measure(DATA, torch.get_num_threads())
+    tables["precision"] = precision.measure(DATA, torch.get_num_threads())
     tables["load_after"] = _load()
     return tables
 
@@ -243,6 +248,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def render_cpu_tables(t: dict, m: dict) -> list[str]:
+    from vidsr.bench_cpu import engine_label as bc_engine_label
+
     threads = m["torch_threads"]
     load = f"load average {t['load_before']} before, {t['load_after']} after"
     lines = [
@@ -253,7 +260,7 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
         "weights, the network the issue's targets are stated for; `robust` is the deeper ESPCN (8 convolutions",
         "of 48, ReLU, in-graph bicubic global residual) with its shipped `robust` weights, the CLI's default.",
         "",
-        f"### Model only: one luma frame, fp32, {threads} threads",
+        f"### Model only: one luma frame, {threads} threads",
         "",
     ]
     lines += _table(
@@ -288,7 +295,7 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
     )
     lines += [
         "",
-        "### Pre/post-processing beside the model: video frames on onnxruntime",
+        "### Pre/post-processing beside the model: video frames on auto's CPU engine",
         "",
         "`Upscaler.upscale_planes` on one yuv420p frame (8-bit planes in and out) against `run_model` alone,",
         "interleaved; the difference is colour handling, chroma resampling and quantisation (target: at most",
@@ -296,10 +303,10 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
         "",
     ]
     lines += _table(
-        ["network", "x", "input", "precision", "model ms", "frame ms", "pre/post ms", "pre/post / model"],
+        ["network", "x", "input", "engine", "model ms", "frame ms", "pre/post ms", "pre/post / model"],
         _pick(
             t["prepost"],
-            *("network", "scale", "input", "precision", "model_ms", "frame_ms", "prepost_ms", "prepost_over_model"),
+            *("network", "scale", "input", "engine", "model_ms", "frame_ms", "prepost_ms", "prepost_over_model"),
         ),
     )
     lines += [
@@ -307,13 +314,13 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
         "### Threads: model intra-op x encoder, end to end",
         "",
         f"`upscale_video` on the first {t['threads'][0]['frames']} frames of vtest.avi, ESPCN x2 (paper) on",
-        "onnxruntime, each container's default encoder (AVI: mpeg4, MP4: libx264, its default preset);",
-        "`auto` leaves the encoder's thread count to FFmpeg.",
+        "the engine auto picks here, each container's default encoder (AVI: mpeg4, MP4: libx264, its",
+        "default preset); `auto` leaves the encoder's thread count to FFmpeg.",
         "",
     ]
     lines += _table(
-        ["output", "model threads", "encoder threads", "frames", "fps"],
-        _pick(t["threads"], "output", "model_threads", "encoder_threads", "frames", "fps"),
+        ["engine", "output", "model threads", "encoder threads", "frames", "fps"],
+        _pick(t["threads"], "engine", "output", "model_threads", "encoder_threads", "frames", "fps"),
     )
     cli = t["cli"]
     lines += [
@@ -331,8 +338,9 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
     )
     espcn, bicubic = cli[0]["fps"], cli[1]["fps"]
     before = next((r["fps"] for r in cli if r["command"].startswith("before:")), None)
+    engine = bc_engine_label(cli[0]["backend"], cli[0]["precision"])
     x2_model = next(
-        (r for r in t["model_only"] if r["network"] == "paper" and r["scale"] == 2 and r["engine"] == "onnxruntime"),
+        (r for r in t["model_only"] if r["network"] == "paper" and r["scale"] == 2 and r["engine"] == engine),
         None,
     )
     lines += [
@@ -344,35 +352,35 @@ def render_cpu_tables(t: dict, m: dict) -> list[str]:
     if x2_model and bicubic:
         ceiling = 1000 / x2_model["ms"]
         lines += [
-            f"The model alone bounds the first ratio: {x2_model['ms']} ms a 768x576 frame (model-only table) is at",
-            f"most {ceiling:.2f} fps with decoding and encoding free, {_ratio(ceiling, bicubic)} of bicubic's "
-            f"{bicubic} fps;",
-            f"0.25 would need {1000 / (0.25 * bicubic):.0f} ms a frame for everything, the model's "
-            f"{x2_model['gflop']} GFLOP at {x2_model['gflop'] / (1 / (0.25 * bicubic)):.0f} GFLOP/s.",
+            f"The model alone bounds the first ratio: {x2_model['ms']} ms a 768x576 frame on {engine} (model-only",
+            f"table) is at most {ceiling:.2f} fps with decoding and encoding free, {_ratio(ceiling, bicubic)} of "
+            f"bicubic's {bicubic} fps;",
+            f"0.25 needs {1000 / (0.25 * bicubic):.0f} ms a frame for everything.",
             "",
         ]
     lines += [
         "A load average far above the core count means other processes took most of the CPU: the",
         "absolute figures are then several times an idle machine's, and the multi-threaded engines",
-        "(onnxruntime, OpenCV) lose more to the contention than single-threaded work does. The GFLOP/s",
-        "targets (>= 100 on 2 threads) can only be judged on an idle machine.",
+        "(openvino, onnxruntime, OpenCV) lose more to the contention than single-threaded work does. The",
+        "GFLOP/s targets (>= 100 on 2 threads) can only be judged on an idle machine.",
         "",
     ]
-    if t.get("int8"):
-        import int8
+    if t.get("precision"):
+        import precision
 
         lines += [
-            "### int8: static QDQ quantisation, model only",
+            "### Lower precisions: int8 and bf16 against fp32, model only",
             "",
-            "`benchmarks/int8.py`, fp32 against int8 on one luma frame.  Robust rows: vidsr's int8 graph",
-            "(`vidsr/backends/int8.py`: uint8 activations from the ranges the weights file ships, 7-bit",
-            "per-channel weights; what `--precision auto` runs on a VNNI CPU); quality on the full val set,",
-            "the protocol's PSNR-Y and the mean gain over bicubic across the degradation matrix.  Paper rows",
-            "(tanh, no int8 form in vidsr): onnxruntime's own quantiser, to show why.  The bar: >= 1.5x",
-            "faster and <= 0.05 dB PSNR-Y lost on val.",
+            "`benchmarks/precision.py`, on one frame; fp32 is the onnxruntime graph (the fp32 default).",
+            "int8 rows: vidsr's int8 graph (`vidsr/backends/int8.py`: uint8 activations from the ranges",
+            "the weights file ships, 7-bit per-channel weights); bf16 rows: OpenVINO's bf16 inference",
+            "precision on the fp32 graph; the paper ESPCN's `onnxruntime quantiser` rows (tanh: no int8",
+            "form in vidsr) show why.  Quality on the full val set: the protocol's PSNR-Y, and for the",
+            "robust ESPCN sets the mean gain over bicubic across the degradation matrix.  The bar: >= 1.5x",
+            "faster and <= 0.05 dB PSNR-Y lost; `auto here`: what `--precision auto` runs on this CPU.",
             "",
         ]
-        lines += _table(int8.HEAD, _pick(t["int8"], *int8.KEYS))
+        lines += _table(precision.HEAD, _pick(t["precision"], *precision.KEYS))
         lines += [""]
     return lines
 
@@ -434,12 +442,12 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
             "## Reading the CPU table",
             "",
             "* On a CPU the model is the bottleneck: pipeline fps tracks model-only fps and stays below",
-            "  io_ceiling. `onnxruntime` (the CPU default) and `torch-cpu` (eager PyTorch, the reference) run",
-            "  the same weights; their ratio is the backend's gain.",
-            "* `/ naive` is modest and, on 2 shared cores, sometimes below 1: the pipeline's decode and encode",
-            "  threads compete with PyTorch's own intra-op threads for the same two cores, so overlapping",
-            "  buys little and can cost more than it saves. Batching and Y-only processing still help at x4,",
-            "  where naive converts and encodes full-size RGB.",
+            "  io_ceiling. `openvino` (the default where the CPU has VNNI or AVX512-BF16: int8 for calibrated",
+            "  weights, else bf16), `onnxruntime` (the fp32 default) and `torch-cpu` (eager PyTorch, the",
+            "  reference) run the same weights; their ratio is the runtime's and the precision's gain.",
+            "* `/ naive` is mostly that gain too, little the overlap: on 2 cores the pipeline's decode and",
+            "  encode threads compete with the model's threads for the same cores. Batching and Y-only",
+            "  processing still help at x4, where naive converts and encodes full-size RGB.",
             "* Where the overlap pays is a GPU: the model leaves the CPU, which then only decodes and",
             "  encodes; that is what the targets above measure.",
             "",
@@ -452,8 +460,8 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
             f"ESPCN x4, model only, 480x270 batch of 2 on this CPU: fp32 {probe['fp32']} fps, "
             f"bf16 {probe['bf16']} fps.",
             "Without AVX512-BF16/AMX PyTorch emulates bf16 convolution (an AVX2 CPU ran it 12x slower than",
-            "fp32); with them bf16 can beat torch's fp32, but learned models run on onnxruntime by default",
-            "(the model-only table), so torch-cpu, the reference, stays fp32 under `--precision auto`",
+            "fp32); with them bf16 can beat torch's fp32, but learned models run on openvino or onnxruntime",
+            "by default (the model-only table), so torch-cpu, the reference, stays fp32 under `--precision auto`",
             "(`vidsr/backends/__init__.py`, `CPU_AUTO_DTYPE`); bf16 stays available with `--precision bf16`.",
             "",
         ]

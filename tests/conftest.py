@@ -36,6 +36,15 @@ def model_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def plain_cpu(monkeypatch):
+    """A CPU without VNNI or native bf16, whatever this one has: what auto picks is then the same everywhere."""
+    from vidsr.backends import int8, openvino
+
+    monkeypatch.setattr(int8, "cpu_has_vnni", lambda: False)
+    monkeypatch.setattr(openvino, "native_bf16", lambda: False)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     return data_path()
 

@@ -29,26 +29,26 @@ def random_model(name: str = "espcn", scale: int = 2) -> LoadedModel:
 
 # -- selection ---------------------------------------------------------------------------------
 @pytest.mark.skipif(CUDA, reason="checks the CPU-only choice")
-def test_auto_without_gpu_picks_onnxruntime_and_says_why():
+def test_auto_without_gpu_picks_onnxruntime_and_says_why(plain_cpu):
     backend = create_backend(random_model(), BackendOptions())
-    assert backend.name == "onnxruntime"  # the measured CPU winner for learned models
+    assert backend.name == "onnxruntime"  # the measured fp32 CPU winner for learned models
     assert backend.dtype == torch.float32
     assert backend.reason.startswith("no CUDA GPU; fp32: ")  # and why not int8 (see tests/test_int8.py)
-    # Eager PyTorch stays the choice where onnxruntime does not apply: baselines, bf16 (measured slower).
+    # Eager PyTorch stays the choice where no ONNX runtime applies: bf16 without a CPU that computes it.
     assert create_backend(random_model(), BackendOptions(precision="bf16")).name == "torch-cpu"
 
 
-def test_auto_logs_its_choice(caplog):
+def test_auto_logs_its_choice(caplog, plain_cpu):
     with caplog.at_level(logging.INFO, logger="vidsr.backends"):
         create_backend(random_model(), BackendOptions(device="cpu"))
     assert "backend auto -> onnxruntime" in caplog.text
 
 
-def test_describe_mentions_auto_choice():
+def test_describe_mentions_auto_choice(plain_cpu):
     up = Upscaler(loaded=random_model(), scale=2, device="cpu")
     assert up.describe() == (
         "espcn x2 on onnxruntime (float32), chosen by auto: --device cpu; "
-        "fp32: this espcn has no int8 form (only the ReLU ESPCN family, the robust sets, has one)"
+        "fp32: no VNNI on this CPU, where int8 was not measured to pay"
     )
     assert "chosen" not in Upscaler(loaded=random_model(), scale=2, backend="torch-cpu").describe()
 

@@ -18,6 +18,7 @@ from vidsr.bench import (
     BenchConfig,
     BenchRow,
     add_ratios,
+    available_backends,
     bench_input,
     count_frames,
     load_for_bench,
@@ -111,10 +112,12 @@ def test_bench_input_runs_every_stage(tmp_path):
     rows = bench_input(clip, cfg, out_dir=tmp_path / "work")
     stages = [r.stage for r in rows]
     peer = "opencv" in stages  # only where opencv-contrib and ../shared/peers are present
-    assert stages == [s for s in STAGES if s != "pipeline" and (s != "opencv" or peer)] + ["pipeline"] * 2
+    runtimes = len(available_backends("cpu"))
+    assert stages == [s for s in STAGES if s != "pipeline" and (s != "opencv" or peer)] + ["pipeline"] * runtimes
     assert all(r.frames == 3 and r.fps > 0 for r in rows)
     pipelines = [r for r in rows if r.stage == "pipeline"]
-    assert [r.backend for r in pipelines] == ["onnxruntime", "torch-cpu"]  # every CPU backend, one row each
+    assert [r.backend for r in pipelines] == available_backends("cpu")  # every CPU backend, one row each
+    assert {"onnxruntime", "torch-cpu"} <= set(available_backends("cpu"))
     for pipeline in pipelines:
         assert pipeline.model_fps and pipeline.model_fps > 0
         assert pipeline.ratio_vs_io_ceiling is not None and pipeline.ratio_vs_naive is not None
@@ -133,10 +136,8 @@ def test_cli_bench_json(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["machine"]["torch"]
-    assert [(r["stage"], r["backend"]) for r in payload["rows"]] == [
-        ("io_ceiling", "cpu"),
-        ("pipeline", "onnxruntime"),
-        ("pipeline", "torch-cpu"),
+    assert [(r["stage"], r["backend"]) for r in payload["rows"]] == [("io_ceiling", "cpu")] + [
+        ("pipeline", name) for name in available_backends("cpu")
     ]
     assert all(r["frames"] == 2 for r in payload["rows"])
 
@@ -168,21 +169,25 @@ def test_opencv_peer_skips_with_a_reason(tmp_path, monkeypatch):
     assert why.endswith(f"not found (set {PEERS_ENV})") or "opencv" in why.lower()
 
 
-def test_per_frame_and_prepost_rows(tmp_path, monkeypatch):
+def test_per_frame_and_prepost_rows(tmp_path, monkeypatch, plain_cpu):
     import numpy as np
 
+    from vidsr.backends.openvino import openvino_available
     from vidsr.bench_cpu import PEERS_ENV, per_frame_rows, prepost_rows
 
     monkeypatch.setenv(PEERS_ENV, str(tmp_path))  # no peer files: its row says why
     loaded_for = lambda: load_for_bench("espcn", 2)[0]  # noqa: E731
     rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     rows = per_frame_rows(loaded_for, "paper", rgb, repeats=1)
-    # The default (robust) weights carry an int8 calibration: that graph gets its own row.
-    assert [r["engine"] for r in rows] == ["vidsr onnxruntime", "vidsr onnxruntime int8", "vidsr torch-cpu", "opencv"]
-    assert all(r["frame_ms"] > 0 and r["model_ms"] > 0 for r in rows[:3])
-    assert rows[3]["frame_ms"] is None and rows[3]["note"].startswith("skipped: ")
+    # The default (robust) weights carry an int8 calibration: that graph gets its own rows (no bf16
+    # rows: plain_cpu has no native bf16).
+    engines = ["vidsr onnxruntime", "vidsr onnxruntime int8", "vidsr torch-cpu"]
+    engines += ["vidsr openvino", "vidsr openvino int8"] if openvino_available() else []
+    assert [r["engine"] for r in rows] == [*engines, "opencv"]
+    assert all(r["frame_ms"] > 0 and r["model_ms"] > 0 for r in rows[:-1])
+    assert rows[-1]["frame_ms"] is None and rows[-1]["note"].startswith("skipped: ")
     (pp,) = prepost_rows(loaded_for, "paper", 24, 32, repeats=1)
-    assert pp["frame_ms"] > 0 and pp["model_ms"] > 0
+    assert pp["frame_ms"] > 0 and pp["model_ms"] > 0 and pp["engine"] == "onnxruntime"  # auto's, on plain_cpu
     assert pp["prepost_over_model"] == pytest.approx(pp["prepost_ms"] / pp["model_ms"], rel=0.02, abs=0.01)
 
 

@@ -147,13 +147,18 @@ def test_every_robust_espcn_set_ships_a_calibration_that_fits():
     assert calibration_of(build_model("espcn", 2, weights="paper")) is None  # tanh: no int8 form
 
 
-def test_auto_takes_int8_on_vnni_cpus_with_calibrated_weights(monkeypatch):
+def test_auto_takes_int8_on_vnni_cpus_with_calibrated_weights(monkeypatch, plain_cpu):
+    from vidsr.backends import openvino as ov_module
+
     loaded = calibrated_small()
     monkeypatch.setattr(int8_module, "cpu_has_vnni", lambda: True)
     backend = create_backend(loaded, BackendOptions(device="cpu"))
-    assert (backend.name, backend.precision) == ("onnxruntime", "int8")
+    runtime = "openvino" if ov_module.openvino_available() else "onnxruntime"  # the faster int8 first
+    assert (backend.name, backend.precision) == (runtime, "int8")
     assert backend.reason == "--device cpu; int8: a VNNI CPU and calibrated weights"
-    assert Upscaler(loaded=loaded, scale=2, device="cpu").describe().startswith("espcn x2 on onnxruntime (int8)")
+    assert Upscaler(loaded=loaded, scale=2, device="cpu").describe().startswith(f"espcn x2 on {runtime} (int8)")
+    onnxruntime = create_backend(loaded, BackendOptions(backend="onnxruntime"))
+    assert (onnxruntime.name, onnxruntime.precision) == ("onnxruntime", "int8")
     monkeypatch.setattr(int8_module, "cpu_has_vnni", lambda: False)
     backend = create_backend(loaded, BackendOptions(device="cpu"))
     assert backend.precision == "fp32" and "no VNNI" in backend.reason
@@ -170,7 +175,7 @@ def test_int8_refusals_say_what_to_do():
         create_backend(uncalibrated, BackendOptions(precision="int8"))
     with pytest.raises(BackendError, match="has no int8 form"):
         create_backend(build_model("espcn", 2, weights="paper"), BackendOptions(precision="int8"))
-    with pytest.raises(BackendError, match="int8 runs on the onnxruntime backend"):
+    with pytest.raises(BackendError, match="int8 runs on the openvino or onnxruntime backend"):
         create_backend(calibrated_small(), BackendOptions(backend="torch-cpu", precision="int8"))
     with pytest.raises(BackendError, match="int8 runs on the CPU"):
         create_backend(calibrated_small(), BackendOptions(device="cuda", precision="int8"))
@@ -232,7 +237,7 @@ def test_vidsr_calibrate_stores_ranges_and_leaves_the_tensors(tmp_path):
     assert result.output.startswith("Error: ") and "has no int8 form" in result.output
 
 
-def test_auto_falls_back_to_fp32_when_the_int8_rewrite_fails(monkeypatch, caplog):
+def test_auto_falls_back_to_fp32_when_the_int8_rewrite_fails(monkeypatch, caplog, plain_cpu):
     from vidsr.backends import onnxruntime as ort_backend
 
     def broken(*_args):

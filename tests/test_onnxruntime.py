@@ -148,7 +148,7 @@ def test_errors_a_user_can_act_on():
         backend(torch.rand(1, 1, 8, 8, dtype=torch.float64))
 
 
-def test_auto_falls_back_to_torch_cpu_when_onnxruntime_fails(monkeypatch, caplog):
+def test_auto_falls_back_to_torch_cpu_when_onnxruntime_fails(monkeypatch, caplog, plain_cpu):
     if torch.cuda.is_available():
         pytest.skip("checks the CPU choice")
     import vidsr.backends.onnxruntime as ort_backend
@@ -156,11 +156,15 @@ def test_auto_falls_back_to_torch_cpu_when_onnxruntime_fails(monkeypatch, caplog
     def broken(*args, **kwargs):
         raise RuntimeError("simulated onnxruntime failure")
 
+    import vidsr.backends.openvino as ov_backend
+
     monkeypatch.setattr(ort_backend, "OnnxRuntimeBackend", broken)
+    monkeypatch.setattr(ov_backend, "OpenVINOBackend", broken)
     with caplog.at_level(logging.WARNING, logger="vidsr.backends"):
         backend = create_backend(random_espcn(2), BackendOptions())
     assert backend.name == "torch-cpu"
-    assert "simulated onnxruntime failure" in backend.reason and "onnxruntime unavailable" in caplog.text
+    assert "onnxruntime fp32 failed: RuntimeError: simulated onnxruntime failure" in backend.reason
+    assert "onnxruntime fp32 unavailable for espcn x2" in caplog.text
     # Baselines never go to onnxruntime.
     assert create_backend(build_model("bicubic", 2), BackendOptions()).name == "torch-cpu"
 
@@ -182,7 +186,19 @@ def test_cli_threads_reach_the_model(tmp_path, monkeypatch):
     before = torch.get_num_threads()
     clip = make_clip(tmp_path / "c.mp4", frames=3, size=(32, 24))
     try:
-        args = ["upscale", str(clip), "-m", "espcn", "-s", "2", "--threads", "1", "--json", "--preset", "ultrafast"]
+        args = [
+            "upscale",
+            str(clip),
+            "-s",
+            "2",
+            "--backend",
+            "onnxruntime",
+            "--threads",
+            "1",
+            "--json",
+            "--preset",
+            "ultrafast",
+        ]
         result = CliRunner().invoke(cli, args)
         assert torch.get_num_threads() == 1  # torch-cpu and the pre/post-processing follow --threads too
     finally:

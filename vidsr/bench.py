@@ -315,12 +315,14 @@ def naive_run(src: Path, out_dir: Path, up: Upscaler | _OpenCVPeer, cfg: BenchCo
 
 
 def available_backends(device: str) -> list[str]:
-    """The backends that can run here: onnxruntime (when installed) and torch-cpu on a CPU;
-    torch-cuda and tensorrt with a GPU."""
+    """The backends that can run here: openvino and onnxruntime (when installed) and torch-cpu on a
+    CPU; torch-cuda and tensorrt with a GPU."""
     if device == "cpu" or not torch.cuda.is_available():
         from vidsr.backends.onnxruntime import onnxruntime_available
+        from vidsr.backends.openvino import openvino_available
 
-        return ["onnxruntime", "torch-cpu"] if onnxruntime_available() else ["torch-cpu"]
+        runtimes = [("openvino", openvino_available()), ("onnxruntime", onnxruntime_available())]
+        return [name for name, here in runtimes if here] + ["torch-cpu"]
     names = ["torch-cuda"]
     from vidsr.backends.tensorrt import tensorrt_available
 

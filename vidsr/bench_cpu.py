@@ -110,15 +110,26 @@ def frame_rgb(src: Path, size: tuple[int, int] | None = None, index: int = 0) ->
 
 # -- model only --------------------------------------------------------------------------------
 def cpu_engines(loaded: LoadedModel) -> list[tuple[str, str]]:
-    """(backend, precision) pairs a CPU table measures: fp32 on both backends, int8 where the weights have it."""
+    """(backend, precision) pairs a CPU table measures: fp32 on each runtime here, bf16 where the CPU
+    computes it (OpenVINO), int8 where the weights carry a calibration."""
     from vidsr.backends.int8 import calibration_of
+    from vidsr.backends.openvino import native_bf16, openvino_available
 
-    engines = [("torch-cpu", "fp32"), ("onnxruntime", "fp32")]
-    return [*engines, ("onnxruntime", "int8")] if calibration_of(loaded) is not None else engines
+    int8 = calibration_of(loaded) is not None
+    engines = [("torch-cpu", "fp32"), ("onnxruntime", "fp32")] + ([("onnxruntime", "int8")] if int8 else [])
+    if openvino_available():
+        engines += [("openvino", "fp32")] + ([("openvino", "bf16")] if native_bf16() else [])
+        engines += [("openvino", "int8")] if int8 else []
+    return engines
+
+
+SHORT_PRECISION = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}  # precision_of's words -> options'
 
 
 def engine_label(backend: str, precision: str) -> str:
-    return f"{backend} int8" if precision == "int8" else backend
+    """``onnxruntime``, ``openvino bf16``: the backend, and its precision where not fp32."""
+    precision = SHORT_PRECISION.get(precision, precision)
+    return backend if precision == "fp32" else f"{backend} {precision}"
 
 
 def model_only_rows(
@@ -210,13 +221,13 @@ def per_frame_rows(
 def prepost_rows(
     loaded_for: Callable[[], LoadedModel], label: str, height: int, width: int, repeats: int = 3
 ) -> list[dict[str, Any]]:
-    """Video frames (yuv420p planes in and out) on onnxruntime, at the precision ``auto`` picks (as
-    ``vidsr upscale`` runs): time beside the model's own.
+    """Video frames (yuv420p planes in and out) on the engine and precision ``auto`` picks on this
+    CPU (as ``vidsr upscale`` runs): time beside the model's own.
 
     ``prepost / model`` is what the colour handling, chroma resampling and quantisation add.
     """
     loaded = loaded_for()
-    up = Upscaler(loaded=loaded, scale=loaded.scale, backend="onnxruntime", tile_pixels=0)
+    up = Upscaler(loaded=loaded, scale=loaded.scale, device="cpu", tile_pixels=0)
     rng = np.random.default_rng(0)
     batch = PlaneBatch.stack(
         [
@@ -241,7 +252,7 @@ def prepost_rows(
             "network": label,
             "scale": loaded.scale,
             "input": f"{width}x{height} yuv420p",
-            "precision": precision_of(up.backend),
+            "engine": engine_label(up.backend.name, precision_of(up.backend)),
             "model_ms": round(m, 2),
             "frame_ms": round(p, 2),
             "prepost_ms": round(p - m, 2),
@@ -270,7 +281,7 @@ def thread_rows(
     out_dir.mkdir(parents=True, exist_ok=True)
     for suffix in suffixes or (src.suffix,):
         for mt in model_threads:
-            up = Upscaler(loaded=loaded_for(), scale=loaded_for().scale, backend="onnxruntime", threads=mt)
+            up = Upscaler(loaded=loaded_for(), scale=loaded_for().scale, device="cpu", threads=mt)
             for et in encoder_threads:
                 enc = encode if et is None else replace(encode, extra=(*encode.extra, ("threads", str(et))))
                 dst = out_dir / f"threads{mt}-{et}{suffix}"
@@ -281,6 +292,7 @@ def thread_rows(
                         "network": label,
                         "scale": up.scale,
                         "input": src.name,
+                        "engine": engine_label(up.backend.name, precision_of(up.backend)),
                         "output": f"{suffix} ({codec_for(muxer_for(dst), enc)})",
                         "model_threads": mt,
                         "encoder_threads": "auto" if et is None else et,

@@ -128,8 +128,9 @@ class Upscaler:
         0: never).  ``tile_overlap``: input pixels of context around each tile (None: the
         model's receptive radius, which makes tiling exact).  ``compile``: ``torch.compile``
         on torch-cuda.  ``engine_dir``: TensorRT engine and ONNX cache.  ``threads``: the
-        onnxruntime backend's intra-op threads (None: ``torch.get_num_threads()``).  ``loaded``: an already built
-        model (benchmarks use randomly initialised ones) instead of ``model``/``weights``.
+        model's threads on the CPU runtimes (openvino, onnxruntime; None: ``torch.get_num_threads()``).
+        ``loaded``: an already built model (benchmarks use randomly initialised ones) instead of
+        ``model``/``weights``.
         """
         self.loaded: LoadedModel = loaded or build_model(model, scale, weights=weights)
         # Backends convert the module in place (fp16, bf16); the FP32 fallback restores from this copy

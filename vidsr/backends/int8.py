@@ -1,9 +1,10 @@
-"""Static int8 for the onnxruntime backend: the fp32 ONNX export rewritten in QDQ form.
+"""Static int8 for the CPU runtimes: the fp32 ONNX export rewritten in QDQ form.
 
-Why: on CPUs with VNNI dot products (AVX512-VNNI, AVX-VNNI) ONNX Runtime runs uint8 x int8
-convolutions at several times the fp32 rate.  Measured on the 2-core development machine
-(AMD EPYC, AVX-512 + VNNI; ``benchmarks/int8.py``): the robust ESPCN x2 on a 768x576 luma frame
-270 -> 106 ms, x4 on 480x270 78 -> 28 ms, each losing under 0.03 dB PSNR-Y on val.  The paper
+Why: on CPUs with VNNI dot products (AVX512-VNNI, AVX-VNNI) ONNX Runtime and OpenVINO run
+uint8 x int8 convolutions at several times the fp32 rate.  Measured on the 2-core development
+machine (AMD EPYC, AVX-512 + VNNI; ``benchmarks/precision.py``): the robust ESPCN x2 on a
+768x576 luma frame 349 -> 117 ms on onnxruntime and 78 ms on openvino, each losing 0.028 dB
+PSNR-Y on val.  The paper
 ESPCN gains nothing (its tanh layers stay fp32 between the quantised convolutions), so only the
 ReLU family is quantised.
 
@@ -16,9 +17,10 @@ The scheme, and why each part:
   u8 x s8 products in 16 bits, which full-range weights can saturate; 7 bits keep every CPU's
   result the same (measured cost on val: under 0.01 dB more than 8 bits).
 * Biases: int32 at input scale x weight scale, zero point 0.
-* The layout ONNX Runtime fuses into ``QLinearConv``: DequantizeLinear on input, weight and
-  bias, the Conv, then QuantizeLinear.  A ReLU right before a uint8 QuantizeLinear with zero
-  point 0 is dropped: rounding to uint8 already clamps at 0, so the result is identical.
+* The layout ONNX Runtime fuses into ``QLinearConv`` (OpenVINO into its int8 convolutions):
+  DequantizeLinear on input, weight and bias, the Conv, then QuantizeLinear.  A ReLU right
+  before a uint8 QuantizeLinear with zero point 0 is dropped: rounding to uint8 already clamps
+  at 0, so the result is identical.
 * Only the body convolutions are quantised; the bicubic residual branch, which carries the
   picture itself, stays fp32, and so do the add and the pixel shuffle.
 """

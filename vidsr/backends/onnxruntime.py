@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -33,6 +34,7 @@ from vidsr.models import LoadedModel
 log = logging.getLogger(__name__)
 
 NAME = "onnxruntime"
+T = TypeVar("T")
 
 
 def onnxruntime_available() -> bool:
@@ -141,6 +143,26 @@ def cached_onnx(loaded: LoadedModel, directory: str | Path | None = None, precis
     return path, True
 
 
+def load_cached_onnx(
+    loaded: LoadedModel, directory: str | Path | None, precision: str, load: Callable[[Path], T], runtime: str
+) -> tuple[Path, T]:
+    """``load`` (a runtime's session or compiled model) of ``loaded``'s cached graph: ``(path, loaded graph)``.
+
+    A cached file can be damaged (a copy cut short): it is exported afresh once.  A fresh export
+    that ``runtime`` cannot load is an error.
+    """
+    path, exported = cached_onnx(loaded, directory, precision)
+    try:
+        return path, load(path)
+    except Exception as exc:  # each runtime raises its own exception types
+        if exported:
+            raise BackendError(f"{runtime} cannot load the exported {path.name}: {exc}") from exc
+        log.warning("cached %s does not load in %s (%s); exporting it again", path, runtime, exc)
+        path.unlink(missing_ok=True)
+        path, _ = cached_onnx(loaded, directory, precision)
+        return path, load(path)
+
+
 def _write_int8(loaded: LoadedModel, fp32: Path, path: Path) -> None:
     import onnx
 
@@ -177,8 +199,14 @@ def session_options(threads: int) -> Any:
     return options
 
 
-class OnnxRuntimeBackend:
-    """ONNX Runtime on the CPU: float32 NCHW in, float32 NCHW out, like the PyTorch module."""
+class CpuGraphBackend:
+    """What the CPU runtimes share: ``loaded``'s cached ONNX graph at ``precision``, float32 NCHW
+    CPU tensors in and out (inside, the graph runs at ``precision``), ``threads`` threads.
+
+    A runtime names itself, says what it needs (:meth:`require`) and loads a graph file (:meth:`load`).
+    """
+
+    name = ""
 
     def __init__(
         self,
@@ -188,48 +216,63 @@ class OnnxRuntimeBackend:
         cache_dir: str | Path | None = None,
         precision: str = "fp32",
     ) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BackendError("the onnxruntime backend needs onnxruntime: pip install onnxruntime") from None
+        self.require(precision)
         if threads is not None and threads < 1:
             raise BackendError(f"threads must be 1 or more, not {threads}")
-        self.name = NAME
         self.device = torch.device("cpu")
-        self.dtype = torch.float32  # in and out; inside, an int8 graph quantises itself
+        self.dtype = torch.float32
         self.precision = precision
         self.threads = threads or default_threads()
-        self.path, exported = cached_onnx(loaded, cache_dir, precision)
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), session_options(self.threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            if exported:
-                raise BackendError(f"onnxruntime cannot load the exported {self.path.name}: {exc}") from exc
-            # A cached file can be damaged (a copy cut short); export it afresh once.
-            log.warning("cached %s does not load (%s); exporting it again", self.path, exc)
-            self.path.unlink(missing_ok=True)
-            self.path, _ = cached_onnx(loaded, cache_dir, precision)
-            self.session = ort.InferenceSession(
-                str(self.path), session_options(self.threads), providers=["CPUExecutionProvider"]
-            )
-        self.input_name = self.session.get_inputs()[0].name
+        self.scale = loaded.scale
+        graph = "int8" if precision == "int8" else "fp32"  # bf16 is a runtime setting on the fp32 graph
+        self.path, self.graph = load_cached_onnx(loaded, cache_dir, graph, self.load, self.name)
+
+    def require(self, precision: str) -> None:
+        """Raise :class:`BackendError` if this runtime or ``precision`` cannot run here."""
+
+    def load(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def checked(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.dtype != torch.float32:
+            raise BackendError(f"the {self.name} backend takes float32 CPU tensors, not {x.dtype} on {x.device}")
+        return x.detach().contiguous()
+
+
+class OnnxRuntimeBackend(CpuGraphBackend):
+    """ONNX Runtime on the CPU: float32 NCHW in, float32 NCHW out, like the PyTorch module."""
+
+    name = NAME
+
+    def require(self, precision: str) -> None:
+        if not onnxruntime_available():
+            raise BackendError("the onnxruntime backend needs onnxruntime: pip install onnxruntime")
+
+    def load(self, path: Path) -> Any:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), session_options(self.threads), providers=["CPUExecutionProvider"])
+        self.input_name = session.get_inputs()[0].name
+        return session
+
+    @property
+    def session(self) -> Any:
+        return self.graph
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.dtype != torch.float32:
-            raise BackendError(f"the onnxruntime backend takes float32 CPU tensors, not {x.dtype} on {x.device}")
         # numpy views share memory with the tensors both ways: no copies in or out.
-        (out,) = self.session.run(None, {self.input_name: x.detach().contiguous().numpy()})
+        (out,) = self.session.run(None, {self.input_name: self.checked(x).numpy()})
         return torch.from_numpy(out)
 
 
 __all__ = [
     "NAME",
+    "CpuGraphBackend",
     "OnnxKey",
     "OnnxRuntimeBackend",
     "cached_onnx",
     "default_threads",
+    "load_cached_onnx",
     "no_int8_reason",
     "onnxruntime_available",
 ]

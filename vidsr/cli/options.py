@@ -26,11 +26,12 @@ _MODEL_OPTIONS = (
         type=click.Choice(["auto", "fp16", "bf16", "fp32", "int8"]),
         default="auto",
         show_default=True,
-        help="auto: fp16 on GPUs; on the CPU int8 where it pays (VNNI, calibrated weights), else fp32.",
+        help="auto: fp16 on GPUs; on the CPU int8 where it pays (VNNI, calibrated weights), "
+        "else bf16 (a CPU with native bf16), else fp32.",
     ),
     click.option(
         "--backend",
-        type=click.Choice(["auto", "tensorrt", "torch-cuda", "onnxruntime", "torch-cpu"]),
+        type=click.Choice(["auto", "tensorrt", "torch-cuda", "openvino", "onnxruntime", "torch-cpu"]),
         default="auto",
         show_default=True,
     ),

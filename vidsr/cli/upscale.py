@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    help="CPU threads for the model (onnxruntime, torch-cpu) [all cores; the codecs share them].",
+    help="CPU threads for the model (openvino, onnxruntime, torch-cpu) [all cores; the codecs share them].",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
