@@ -397,8 +397,10 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
         "## Machine",
         "",
         f"* CPU: {m['cpu']}, {m['cores']} cores visible, torch threads {m['torch_threads']}, "
-        f"capability {m['cpu_capability']}" + ("" if "vnni" not in m else f", VNNI {'yes' if m['vnni'] else 'no'}"),
-        f"* torch {m['torch']}, PyAV {m['pyav']} ({m['ffmpeg']}), Python {m['python']}",
+        f"capability {m['cpu_capability']}"
+        + "".join(f", {flag.upper()} {'yes' if m[flag] else 'no'}" for flag in ("vnni", "bf16") if flag in m),
+        f"* torch {m['torch']}, PyAV {m['pyav']} ({m['ffmpeg']}), Python {m['python']}"
+        + "".join(f", {name} {v}" for name, v in m.get("runtimes", {}).items()),
         f"* {where if gpu else 'no GPU'}",
         "",
     ]

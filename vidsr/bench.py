@@ -20,6 +20,7 @@ depend on weight values, and every row says which it used.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -36,6 +37,7 @@ import torch
 
 from vidsr.backends import resolve_device
 from vidsr.backends.int8 import cpu_has_vnni
+from vidsr.backends.openvino import native_bf16
 from vidsr.errors import BackendError, InputError, ModelError
 from vidsr.media.sink import EncodeOptions
 from vidsr.models import LoadedModel, build_model, get_spec
@@ -51,6 +53,17 @@ BENCH_ENCODE = EncodeOptions(codec="libx264", preset="veryfast", crf=18)
 
 
 # -- the machine -----------------------------------------------------------------------------
+def _runtime_versions() -> dict[str, str]:
+    """Versions of the CPU runtimes installed here (onnxruntime, openvino)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("onnxruntime", "openvino"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, torch version, and the GPU when there is one."""
     cpu = platform.processor() or platform.machine()
@@ -67,6 +80,8 @@ def machine_info() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "vnni": cpu_has_vnni(),  # int8 dot products: what --precision auto's int8 choice rests on
+        "bf16": native_bf16(),  # native bf16 (OpenVINO's word): what its bf16 choice rests on
+        "runtimes": _runtime_versions(),
         "torch": torch.__version__,
         "pyav": av.__version__,
         "ffmpeg": _ffmpeg_version(),
