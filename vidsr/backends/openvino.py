@@ -3,7 +3,8 @@
 Why a second CPU runtime: where the CPU has low-precision dot products, OpenVINO's kernels run
 the graphs vidsr already makes faster than ONNX Runtime.  Measured on the 2-core development
 machine (AMD EPYC, AVX-512 with VNNI and AVX512-BF16; ``benchmarks/RESULTS.md``): the robust
-ESPCN's int8 graph x2 on a 768x576 luma frame 114 -> 82 ms, the paper ESPCN in bf16 64 -> 34 ms.
+ESPCN's int8 graph x2 on a 768x576 luma frame in 117 ms on onnxruntime, 78 ms here; the paper
+ESPCN 78 ms in fp32 on onnxruntime, 40 ms here in bf16.
 In fp32 it is no faster (and onnxruntime was 1.65x faster on the earlier AVX2 machine, issue 9),
 so ``auto`` takes OpenVINO for int8 and bf16 only (:func:`vidsr.backends.cpu_precision`).
 
@@ -15,7 +16,7 @@ Precisions, each on a graph :func:`vidsr.backends.onnxruntime.cached_onnx` alrea
   (AVX512-BF16, AMX), where OpenVINO reports ``BF16``; elsewhere it would quietly run f32.
 * ``int8``: the QDQ graph of :mod:`vidsr.backends.int8` at f32 inference precision, so what is
   not quantised (the bicubic residual, the add) stays fp32: at bf16 around the int8 convolutions
-  the robust ESPCN x2 lost 0.096 dB PSNR-Y on val instead of 0.028 (measured).
+  the robust ESPCN x2 lost 0.096 dB PSNR-Y on val instead of 0.028 (a probe, not in the repo).
 
 Threads: ``INFERENCE_NUM_THREADS`` as for onnxruntime, one stream (one frame batch at a time,
 as the pipeline feeds it), and no pinning of threads to cores, which the decode and encode
@@ -24,7 +25,6 @@ threads share.  ``openvino`` is imported only when this backend is built or aske
 
 from __future__ import annotations
 
-import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,6 @@ import torch
 
 from vidsr.backends.onnxruntime import CpuGraphBackend
 from vidsr.errors import BackendError
-
-log = logging.getLogger(__name__)
 
 NAME = "openvino"
 PRECISIONS = ("fp32", "bf16", "int8")
