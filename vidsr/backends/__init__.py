@@ -128,7 +128,7 @@ def _check(options: BackendOptions) -> None:
         raise BackendError(f"unknown backend {options.backend!r}; choose from {', '.join(BACKENDS)}")
     if options.precision not in PRECISIONS:
         raise BackendError(f"unknown precision {options.precision!r}; choose from {', '.join(PRECISIONS)}")
-    if options.precision == "int8" and options.backend not in ("auto", "openvino", "onnxruntime"):
+    if options.precision == "int8" and options.backend not in ("auto", *CPU_RUNTIMES):
         raise BackendError(f"int8 runs on the openvino or onnxruntime backend (CPU), not {options.backend}")
     if options.precision == "int8" and options.device not in ("auto", "cpu"):
         raise BackendError(f"int8 runs on the CPU (openvino, onnxruntime), not --device {options.device}")
@@ -189,16 +189,21 @@ def cpu_precision(loaded: LoadedModel, asked: str, *, bf16: bool = True) -> tupl
     return "fp32", f"fp32: {no_int8}"
 
 
+# The CPU runtimes of the ONNX graphs: what each runs, and for each precision the faster first
+# (measured: benchmarks/RESULTS.md; openvino's fp32 was slower than onnxruntime's on AVX2).
+CPU_RUNTIMES = {"openvino": ("fp32", "bf16", "int8"), "onnxruntime": ("fp32", "int8")}
+FASTEST_FIRST = {"int8": ("openvino", "onnxruntime"), "bf16": ("openvino",), "fp32": ("onnxruntime", "openvino")}
+
+
 def _runtimes(precision: str) -> list[str]:
-    """The installed ONNX runtimes that run ``precision`` on the CPU, fastest first (measured)."""
+    """The installed ONNX runtimes that run ``precision`` on the CPU, fastest first."""
     from vidsr.backends.onnxruntime import onnxruntime_available
     from vidsr.backends.openvino import native_bf16, openvino_available
 
     have = {"openvino": openvino_available(), "onnxruntime": onnxruntime_available()}
-    order = {"int8": ["openvino", "onnxruntime"], "bf16": ["openvino"], "fp32": ["onnxruntime", "openvino"]}
     if precision == "bf16" and not native_bf16():
         return []  # OpenVINO would quietly run f32 and call it bf16
-    return [name for name in order.get(precision, []) if have[name]]
+    return [name for name in FASTEST_FIRST.get(precision, ()) if have[name]]
 
 
 def _graph_backend(runtime: str, loaded: LoadedModel, options: BackendOptions, precision: str) -> Backend:
@@ -224,7 +229,7 @@ def _plan(loaded: LoadedModel, options: BackendOptions, runtime: str | None) -> 
     """
     from vidsr.backends.onnxruntime import OnnxKey
 
-    precision, why = cpu_precision(loaded, options.precision, bf16=runtime in (None, "openvino"))
+    precision, why = cpu_precision(loaded, options.precision, bf16=runtime is None or "bf16" in CPU_RUNTIMES[runtime])
     if precision == "int8":  # what is wrong with the weights, before any runtime tries
         OnnxKey.of(loaded, precision="int8")
 
@@ -264,7 +269,7 @@ def _graph(runtime: str, loaded: LoadedModel, options: BackendOptions) -> tuple[
     """``--backend openvino`` or ``onnxruntime``: the precision asked for, or the one auto picks for it."""
     if options.device not in ("auto", "cpu"):
         raise BackendError(f"backend {runtime} runs on the CPU, not --device {options.device}")
-    runs = ("fp32", "bf16", "int8") if runtime == "openvino" else ("fp32", "int8")
+    runs = CPU_RUNTIMES[runtime]
     if options.precision not in ("auto", *runs):
         raise BackendError(f"the {runtime} backend runs {' or '.join(runs)}; use --precision {', '.join(runs)} or auto")
     plan, precision, why = _plan(loaded, options, runtime)
@@ -338,7 +343,7 @@ def create_backend(loaded: LoadedModel, options: BackendOptions) -> Backend:
         if options.device not in ("auto", "cpu"):
             raise BackendError(f"backend torch-cpu runs on the CPU, not --device {options.device}")
         backend, reason = _cpu(loaded, torch.device("cpu"), options), "asked for"
-    elif options.backend in ("openvino", "onnxruntime"):
+    elif options.backend in CPU_RUNTIMES:
         backend, reason = _graph(options.backend, loaded, options)
         reason = "asked for" if options.precision != "auto" else f"asked for; {reason}"
     elif options.backend == "torch-cuda":

@@ -36,7 +36,6 @@ from vidsr.backends.onnxruntime import CpuGraphBackend
 from vidsr.errors import BackendError
 
 NAME = "openvino"
-PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def openvino_available() -> bool:
@@ -89,8 +88,10 @@ class OpenVINOBackend(CpuGraphBackend):
     def require(self, precision: str) -> None:
         if not openvino_available():
             raise BackendError("the openvino backend needs OpenVINO: pip install openvino")
-        if precision not in PRECISIONS:
-            raise BackendError(f"the openvino backend runs {', '.join(PRECISIONS)}, not {precision}")
+        from vidsr.backends import CPU_RUNTIMES
+
+        if precision not in CPU_RUNTIMES[NAME]:
+            raise BackendError(f"the openvino backend runs {', '.join(CPU_RUNTIMES[NAME])}, not {precision}")
         if precision == "bf16" and not native_bf16():
             raise BackendError("bf16 on openvino needs a CPU with AVX512-BF16 or AMX; this one has neither")
 
