@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 import av
 
 from vidsr.errors import InputError, VidsrError
+from vidsr.media.pyav import open_container
 
 # Files in a folder with these suffixes are jobs even when they turn out to be bad (they then fail with
 # a reason); other files are sniffed and become jobs only if FFmpeg finds a video stream in them.
@@ -219,7 +220,7 @@ def sniff(path: Path) -> str | None:
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        with av.open(str(path), mode="r", metadata_errors="replace") as container:
+        with open_container(path) as container:
             name = container.format.name
             videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
             if videos and not any(tag in name for tag in _IMAGE_FORMATS):

@@ -12,6 +12,7 @@ import av
 
 from vidsr.batch.discover import Job
 from vidsr.batch.worker import Event
+from vidsr.media.pyav import fraction, open_container
 from vidsr.progress import progress_bar
 
 
@@ -64,14 +65,14 @@ class BatchProgress:
 def estimate_frames(path: Path) -> int | None:
     """The container's own frame count (or duration x rate): instant, good enough for a progress bar."""
     try:
-        with av.open(str(path), metadata_errors="replace") as c:
+        with open_container(path) as c:
             video = [s for s in c.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
             if not video:
                 return None
             s = video[0]
             if s.frames:
                 return int(s.frames)
-            rate = s.average_rate or s.guessed_rate
+            rate = fraction(s.average_rate) or fraction(s.guessed_rate)
             if c.duration and rate:
                 return int(c.duration / 1_000_000 * float(rate))
     except (av.error.FFmpegError, OSError, ValueError):

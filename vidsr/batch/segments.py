@@ -32,6 +32,7 @@ from vidsr.errors import InputError, OutputError
 from vidsr.media import interlace, metadata
 from vidsr.media.inputs import open_input, video_stream
 from vidsr.media.passthrough import Passthrough
+from vidsr.media.pyav import fraction
 from vidsr.media.sink import output_error, temporary_path
 
 PIECE_FORMAT = "nut"
@@ -132,13 +133,13 @@ def _scan(src: Path) -> tuple[list[_Packet], Fraction]:
                 time = packet.pts if packet.pts is not None else packet.dts
                 if time is None:
                     # No timestamps at all: cut points cannot be placed; one piece (no split) it is.
-                    return [_Packet(0, True)], video.time_base
+                    return [_Packet(0, True)], fraction(video.time_base)
                 packets.append(_Packet(time, bool(packet.is_keyframe)))
         except av.error.FFmpegError as exc:
             raise InputError(f"cannot read {src}: damaged or truncated ({exc.strerror})") from None
         if not packets:
             raise InputError(f"cannot read {src}: no video packets")
-        return packets, video.time_base
+        return packets, fraction(video.time_base)
 
 
 def split(src: Path, segment_plan: SegmentPlan) -> None:
@@ -157,6 +158,7 @@ def split(src: Path, segment_plan: SegmentPlan) -> None:
         verdict = interlace.detect(src, video_stream(container, src), "auto").detected
     with open_input(src) as container:
         video = video_stream(container, src)
+        time_base = fraction(video.time_base)
         n = 0
         current: tuple[Segment, av.container.OutputContainer, av.stream.Stream, Path] | None = None
         try:
@@ -175,10 +177,10 @@ def split(src: Path, segment_plan: SegmentPlan) -> None:
                     temp = seg.source.with_name(seg.source.name + ".partial")
                     out = av.open(str(temp), "w", format=PIECE_FORMAT)
                     stream = out.add_stream_from_template(video)
-                    stream.time_base = video.time_base
+                    stream.time_base = time_base
                     stream.metadata[interlace.VERDICT_TAG] = verdict
                     current = (seg, out, stream, temp)
-                offset = piece_offset(video.time_base)
+                offset = piece_offset(time_base)
                 packet.pts = None if packet.pts is None else packet.pts + offset
                 packet.dts = None if packet.dts is None else packet.dts + offset
                 packet.stream = current[2]
@@ -216,7 +218,7 @@ def join(segment_plan: SegmentPlan, src: Path, final: Path) -> tuple[int, list[s
     with open_input(src) as original:
         source_video = video_stream(original, src)
         passthrough = metadata.side_streams(original, source_video)
-        times, delay, time_base = _piece_times(outputs, source_video.time_base)
+        times, delay, time_base = _piece_times(outputs, fraction(source_video.time_base))
         dts = _decode_times(times, delay)
         meta = _metadata(src, original, source_video, outputs[0])
         temp = temporary_path(final)
@@ -231,7 +233,7 @@ def join(segment_plan: SegmentPlan, src: Path, final: Path) -> tuple[int, list[s
             others = Passthrough(out, passthrough, final)
             warnings += others.warnings
             metadata.apply(out, ov, meta)
-            offset = _offset_seconds(source_video.time_base) / time_base
+            offset = _offset_seconds(fraction(source_video.time_base)) / time_base
             frames = _interleave(out, outputs, ov, time_base, int(offset), dts, original, passthrough, others)
             others.flush()
             out.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 
 from vidsr.errors import InputError, UnsupportedError
+from vidsr.media.pyav import fraction, open_container
 
 
 def check_input_path(path: Path) -> None:
@@ -27,7 +28,7 @@ def open_input(path: Path, *, hwaccel: av.codec.hwaccel.HWAccel | None = None) -
     """Open ``path`` for demuxing; a file FFmpeg cannot parse is an InputError naming it."""
     check_input_path(path)
     try:
-        return av.open(str(path), mode="r", metadata_errors="replace", hwaccel=hwaccel)
+        return open_container(path, hwaccel=hwaccel)
     except av.error.FFmpegError as exc:
         raise InputError(f"cannot read {path}: not a media file, or damaged ({_reason(exc)})") from None
 
@@ -56,7 +57,7 @@ def truncation(
     span the declared 444 ticks.)"""
     if end is None or not video.time_base:
         return None
-    rate = video.average_rate or video.guessed_rate or Fraction(25)
+    rate = fraction(video.average_rate) or fraction(video.guessed_rate) or Fraction(25)
     start = video.start_time or 0
     reached = float((end - start) * video.time_base)
     # AVI declares frame slots (its frame count); MP4 and MKV a duration. Take what is stated.

@@ -26,6 +26,7 @@ import av
 
 from vidsr.errors import InputError, UnsupportedError
 from vidsr.media.metadata import FIELD_ORDER_NAMES, FIELD_PROGRESSIVE
+from vidsr.media.pyav import open_container
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def run_idet(
     flagged = 0
     graph = None
     last: av.VideoFrame | None = None
-    with av.open(str(path), metadata_errors="replace") as container:
+    with open_container(path) as container:
         stream = container.streams[index]
         seen = 0
         try:

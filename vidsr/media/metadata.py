@@ -20,6 +20,8 @@ from typing import Any
 import av
 import numpy as np
 
+from vidsr.media.pyav import open_container, text
+
 log = logging.getLogger(__name__)
 
 # Tags a muxer writes for itself, or that describe the old encoding (stale once re-encoded).
@@ -68,6 +70,10 @@ def _get(tags: dict[str, str], key: str) -> str | None:
     return None
 
 
+def _shown(tag: str | None) -> str | None:
+    return text(tag) if tag is not None else None
+
+
 def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     """The frame's display matrix (rotation / flip) as FFmpeg's nine int32, or None when it has none."""
     sd = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
@@ -80,7 +86,7 @@ def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
 
 def first_matrix(path: Path, index: int) -> tuple[int, ...] | None:
     """The display matrix on the first decoded frame of stream ``index`` of ``path`` (it rides on frames)."""
-    with av.open(str(path), metadata_errors="replace") as container:
+    with open_container(path) as container:
         try:
             first = next(container.decode(container.streams[index]), None)
         except av.error.FFmpegError:
@@ -137,14 +143,15 @@ class Metadata:
         return _get(self.video, "timecode") or _get(self.container, "timecode")
 
     def describe(self) -> dict[str, Any]:
-        """For summaries and ``vidsr probe``."""
+        """For summaries and ``vidsr probe``: tags as printable text (see :func:`.pyav.text`)."""
+        lang = _get(self.video, "language")
         return {
-            "timecode": self.timecode,
+            "timecode": _shown(self.timecode),
             "rotation": rotation_of(self.display_matrix),
             "chapters": len(self.chapters),
-            "title": _get(self.container, "title"),
-            "video_title": _get(self.video, "title"),
-            "video_language": lang if (lang := _get(self.video, "language")) != "und" else None,
+            "title": _shown(_get(self.container, "title")),
+            "video_title": _shown(_get(self.video, "title")),
+            "video_language": _shown(lang) if lang != "und" else None,
             "field_order": FIELD_ORDER_NAMES.get(self.field_order, str(self.field_order)),
         }
 
@@ -197,7 +204,7 @@ def stream_tags(label: str, output_index: int, tags: dict[str, str]) -> StreamTa
 def check(path: Path, meta: Metadata, others: Sequence[StreamTags] = ()) -> list[str]:
     """What of ``meta`` (and the passthrough streams' titles and languages) the file at ``path`` lacks."""
     missing: list[str] = []
-    with av.open(str(path)) as written:
+    with open_container(path) as written:
         video = written.streams.video[0]
         if meta.timecode and meta.timecode not in (
             _get(video.metadata, "timecode"),

@@ -13,6 +13,7 @@ import av
 from vidsr.errors import InputError
 from vidsr.media import interlace, metadata
 from vidsr.media.inputs import open_input, truncation, video_stream
+from vidsr.media.pyav import text
 from vidsr.media.tags import ColourTags
 
 
@@ -78,7 +79,7 @@ def probe(path: str | Path, *, decode: bool = False) -> MediaInfo:
             elif s.type == "video" and ctx is not None:
                 details = {"width": ctx.width, "height": ctx.height, "pix_fmt": ctx.pix_fmt}
             if s.metadata.get("language"):
-                details["language"] = s.metadata["language"]
+                details["language"] = text(s.metadata["language"])
             streams.append(StreamInfo(s.index, s.type, ctx.name if ctx else "unknown", details))
         pts: list[int] = []
         end: int | None = None

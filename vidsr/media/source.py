@@ -31,6 +31,7 @@ from vidsr.errors import InputError
 from vidsr.media import interlace, metadata
 from vidsr.media.depth import planar_format, storage_bits
 from vidsr.media.inputs import open_input, truncation, video_stream
+from vidsr.media.pyav import fraction
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
 
 log = logging.getLogger(__name__)
@@ -211,9 +212,13 @@ class VideoSource:
             if threads:
                 self.video.thread_type = "AUTO"
             self.interlace = interlace.detect(self.path, self.video, deinterlace, field_rate)
-            self._deinterlacer = (
-                interlace.Deinterlacer(self.interlace, self.video.time_base) if self.interlace.deinterlace else None
-            )
+            # The stream's facts, read while it is open (PyAV 19 frees a closed container's streams).
+            self._input_time_base = fraction(self.video.time_base)
+            self._input_rate = fraction(self.video.average_rate) or fraction(self.video.guessed_rate) or Fraction(25)
+            self._deinterlacer = None
+            if self.interlace.deinterlace:
+                self._deinterlacer = interlace.Deinterlacer(self.interlace, self._input_time_base)
+            self.frames_estimate = self._estimate_frames()
             self._matrix: tuple[int, ...] | None = None  # the first frame's display matrix, before any filter
             self.frames_read = 0  # pictures the decoder gave (frames_decoded counts those handed on)
             self.corrupt_packets = 0  # packets the decoder rejected: their frames are lost
@@ -243,24 +248,22 @@ class VideoSource:
     @property
     def time_base(self) -> Fraction:
         """The clock of the frames handed on: the input's, or half of it at field rate."""
-        return self._deinterlacer.output_time_base if self._deinterlacer else self.video.time_base
+        return self._deinterlacer.output_time_base if self._deinterlacer else self._input_time_base
 
     @property
     def frame_rate(self) -> Fraction:
-        rate = self.video.average_rate or self.video.guessed_rate or Fraction(25)
-        return rate * self._rate_factor
+        return self._input_rate * self._rate_factor
 
     @property
     def _rate_factor(self) -> int:
         return 2 if self._deinterlacer is not None and self.interlace.field_rate else 1
 
-    @property
-    def frames_estimate(self) -> int | None:
+    def _estimate_frames(self) -> int | None:
         """The container's frame count or duration x rate; None when it says nothing."""
         if self.video.frames:
             return int(self.video.frames) * self._rate_factor
-        if self.video.duration and self.video.time_base:
-            return round(float(self.video.duration * self.video.time_base * self.frame_rate))
+        if self.video.duration and self._input_time_base:
+            return round(float(self.video.duration * self._input_time_base * self.frame_rate))
         if self.container.duration:
             return round(self.container.duration / 1_000_000 * float(self.frame_rate))
         return None
