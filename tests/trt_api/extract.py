@@ -11,6 +11,9 @@ How tests/trt_api/tensorrt-<version>.txt were made (no GPU, no TensorRT librarie
         gcc -shared -fPIC -o lib$lib.so.10 -Wl,-soname,lib$lib.so.10 stubs.c; done
     LD_LIBRARY_PATH=. PYTHONPATH=bindings python tests/trt_api/extract.py > tests/trt_api/tensorrt-10.7.0.txt
 
+TensorRT 11 the same way from ``tensorrt-cu13-bindings==11.4.0.106`` (``--platform manylinux_2_28_x86_64``):
+its module has the same layout and links to the same 9 entry points, of ``lib*.so.11``.
+
 stubs.c defines createInferBuilder_INTERNAL, createInferRefitter_INTERNAL, createInferRuntime_INTERNAL,
 createNvOnnxParserRefitter_INTERNAL, createNvOnnxParser_INTERNAL, getBuilderPluginRegistry,
 getNvOnnxParserVersion, getPluginRegistry and initLibNvInferPlugins, each returning 0 (1 for the last).
@@ -18,7 +21,7 @@ Only the list is kept in the repository, not the wheel.
 
 Line formats (names sorted):
     version 10.7.0
-    enum    MemoryPoolType: WORKSPACE DLA_MANAGED_SRAM ...
+    enum    MemoryPoolType: WORKSPACE=0 DLA_MANAGED_SRAM=1 ...   (members and their int() values)
     class   Logger(ILogger)
     method  IExecutionContext.set_tensor_address(name, memory) -> bool
     property IBuilderConfig.progress_monitor rw
@@ -80,7 +83,8 @@ def describe(trt) -> list[str]:
 
     def walk(prefix: str, cls: type) -> None:
         if is_enum(cls):
-            lines.append(f"enum {prefix}: {' '.join(cls.__members__)}")
+            members = " ".join(f"{name}={int(value)}" for name, value in cls.__members__.items())
+            lines.append(f"enum {prefix}: {members}")
             return
         bases = [b.__name__ for b in cls.__bases__ if b.__name__ not in ("object", "pybind11_object")]
         lines.append(f"class {prefix}({', '.join(bases)})")
