@@ -105,6 +105,22 @@ MUTATIONS = (
         "TensorRT build: a timing cache from another GPU or version is accepted",
     ),
     Mutation(
+        "trt-weakly-typed",
+        "vidsr/backends/tensorrt.py",
+        "network = builder.create_network(_strongly_typed(trt))",
+        "network = builder.create_network(0)",
+        TENSORRT_TESTS,
+        "TensorRT build: a weakly typed network on TensorRT 10 (precision then TensorRT's choice, not the graph's)",
+    ),
+    Mutation(
+        "trt-fp16-graph-skipped",
+        "vidsr/backends/tensorrt.py",
+        'if precision == "fp32":',
+        "if True:",
+        TENSORRT_TESTS,
+        "TensorRT build: fp16 engines parse the float32 export (strongly typed, they would run in fp32)",
+    ),
+    Mutation(
         "trt-pool-type",
         "vidsr/backends/tensorrt.py",
         "trt.MemoryPoolType.WORKSPACE",

@@ -1,13 +1,20 @@
-"""A strict CPU stand-in for the TensorRT 10 Python bindings, enough to build and run vidsr's engines.
+"""A strict CPU stand-in for the TensorRT 10 and 11 Python bindings, enough to build and run vidsr's engines.
 
-Strict means it accepts only what the real bindings of the pinned version accept and
-returns what they return:
+``make_tensorrt(version=...)`` mimics one of :data:`VERSIONS`.  Strict means it accepts only
+what the real bindings of that version accept and returns what they return:
 
 * every class, method, property and enum here carries a real name, and every method the
   real parameter names (tests/test_tensorrt_api.py checks this against the names read
-  from the ``tensorrt-cu12-bindings`` wheel, tests/trt_api/);  anything else is an
+  from NVIDIA's bindings wheels, tests/trt_api/);  enums have exactly the version's members
+  and values (``trt.BuilderFlag.FP16`` is an AttributeError under 11, as in the real module),
+  properties its access (``ITensor.dtype`` is read-only in 11); anything else is an
   AttributeError or TypeError, as in pybind11, including setting unknown attributes;
-* enum arguments must be enum members, integers must be integers;
+* enum arguments must be enum members, integers must be integers (``int(member)`` gives the
+  real value);
+* networks are strongly typed as in the real library: always under 11, under 10 when
+  ``create_network`` gets the ``STRONGLY_TYPED`` bit.  A strongly typed network takes its
+  tensor types from the ONNX graph, and a build with a precision flag (FP16, INT8, ...)
+  fails, as TensorRT 10 refuses it;
 * TensorRT's documented return values: ``set_tensor_address`` False for a pointer that is
   not 256-byte aligned, ``set_input_shape`` False outside the profile,
   ``add_optimization_profile`` -1 for a bad profile, ``set_timing_cache`` False for a cache
@@ -17,12 +24,14 @@ returns what they return:
   every message, later ones nothing (as TensorRT does);
 * things the real API tolerates but vidsr must not do raise :class:`StrictError`: enqueueing
   on stream 0 (the legacy default stream), running on a stream or with a current device
-  other than the engine's (with a :class:`cuda_standin.FakeCuda`).
+  other than the engine's (with a :class:`cuda_standin.FakeCuda`), setting a tensor's type
+  in a strongly typed network (the graph's types are the precision).
 
 The "engine" is the ONNX file itself plus a JSON header of what the build was told; the
 execution context reads its input from the address it was given (as the engine's I/O
-dtype), runs the ONNX graph in onnxruntime and writes the output to the output address.
-So wrong shapes, addresses, dtypes or batch splitting give wrong pixels, not a pass.
+dtype), runs the ONNX graph in onnxruntime (an fp16 graph in fp16) and writes the output to
+the output address.  So wrong shapes, addresses, dtypes, graph types or batch splitting give
+wrong pixels, not a pass.
 """
 
 from __future__ import annotations
@@ -39,7 +48,11 @@ from typing import Any
 import numpy as np
 
 API_DIR = Path(__file__).parent / "trt_api"
-PINNED = "10.7.0"  # the TensorRT of docker/Dockerfile's base image (NGC PyTorch 25.01)
+# The oldest 10.x vidsr is checked against and the 11.x whose bindings we read: one stand-in of each major.
+VERSIONS = ("10.7.0", "11.4.0.106")
+PINNED = VERSIONS[0]  # the default, and the version the stand-in's signatures are checked against first
+PRECISION_FLAGS = {"FP16", "BF16", "INT8", "FP8", "INT4", "FP4"}  # weak typing: refused with strong typing
+ONNX_TYPES = {1: "FLOAT", 10: "HALF", 16: "BF16"}  # onnx.TensorProto element type -> DataType member
 ALIGNMENT = 256
 MAGIC = b"VIDSR-STANDIN-ENGINE\n"
 TIMING_MAGIC = b"STANDIN-TIMING|"
@@ -51,10 +64,13 @@ class StrictError(AssertionError):
 
 # -- the real API, as read from the wheel ------------------------------------------------------
 def load_api(version: str = PINNED) -> dict[str, Any]:
-    """``{"methods": {Class.name: [[params]...]}, "properties": {Class.name: "r"|"rw"}, "enums": {...}, ...}``."""
+    """``{"methods": {Class.name: [[params]...]}, "properties": {Class.name: "r"|"rw"}, "enums": {...}, ...}``.
+
+    ``enums`` maps each enum to ``{member: int value}`` in the bindings' order.
+    """
     methods: dict[str, list[list[str]]] = {}
     properties: dict[str, str] = {}
-    enums: dict[str, list[str]] = {}
+    enums: dict[str, dict[str, int]] = {}
     classes: dict[str, list[str]] = {}
     attrs: set[str] = set()
     text = (API_DIR / f"tensorrt-{version}.txt").read_text()
@@ -72,7 +88,7 @@ def load_api(version: str = PINNED) -> dict[str, Any]:
             properties[name] = mode
         elif kind == "enum":
             name, _, members = rest.partition(": ")
-            enums[name] = members.split()
+            enums[name] = {member: int(value) for member, _, value in (m.partition("=") for m in members.split())}
         elif kind == "class":
             name, _, bases = rest.partition("(")
             classes[name] = [b for b in bases.rstrip(")").split(", ") if b]
@@ -105,15 +121,24 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
     trt.record = record
     trt.messages = []
 
+    major = int(version.split(".")[0])
+
     def make_enum(name: str) -> type[enum.Enum]:
-        return enum.Enum(name.split(".")[-1], api["enums"][name], module="tensorrt")
+        # Not an int subclass (pybind11 enums are not), but int() gives the real value.
+        members = enum.Enum(name.split(".")[-1], list(api["enums"][name].items()), module="tensorrt")
+        members.__int__ = lambda self: self.value
+        return members
 
     Severity = make_enum("ILogger.Severity")
-    trt.MemoryPoolType = make_enum("MemoryPoolType")
-    trt.BuilderFlag = make_enum("BuilderFlag")
-    trt.DataType = make_enum("DataType")
-    trt.TensorIOMode = make_enum("TensorIOMode")
-    trt.ExecutionContextAllocationStrategy = make_enum("ExecutionContextAllocationStrategy")
+    for name in (
+        "MemoryPoolType",
+        "BuilderFlag",
+        "DataType",
+        "TensorIOMode",
+        "ExecutionContextAllocationStrategy",
+        "NetworkDefinitionCreationFlag",
+    ):
+        setattr(trt, name, make_enum(name))
     numpy_of = {trt.DataType.FLOAT: np.float32, trt.DataType.HALF: np.float16}
 
     def expect(value: Any, kind: Any, what: str) -> None:
@@ -183,8 +208,8 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
             return len(self)
 
     class ITensor(_Strict):
-        def __init__(self, name: str, shape: tuple[int, ...]) -> None:
-            self._name, self._shape, self._dtype = name, Dims(shape), trt.DataType.FLOAT
+        def __init__(self, network: INetworkDefinition, name: str, shape: tuple[int, ...], dtype: Any) -> None:
+            self._network, self._name, self._shape, self._dtype = network, name, Dims(shape), dtype
 
         @property
         def name(self) -> str:
@@ -199,12 +224,17 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
             return self._dtype
 
         @dtype.setter
-        def dtype(self, value: Any) -> None:
+        def dtype(self, value: Any) -> None:  # removed below where the version's ITensor.dtype is read-only
             expect(value, trt.DataType, "dtype")
+            if self._network._strongly_typed:
+                raise StrictError(
+                    f"ITensor.dtype set on {self._name!r} of a strongly typed network: the graph's types rule"
+                )
             self._dtype = value
 
     class INetworkDefinition(_Strict):
-        def __init__(self) -> None:
+        def __init__(self, strongly_typed: bool) -> None:
+            self._strongly_typed = strongly_typed
             self._inputs: list[ITensor] = []
             self._outputs: list[ITensor] = []
             self._onnx: bytes | None = None
@@ -258,11 +288,13 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
                 emit(Severity.ERROR, self._errors[-1].desc())
                 return False
 
-            def dims(value: Any) -> tuple[int, ...]:
-                return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim)
+            def tensor(value: Any) -> ITensor:
+                shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim)
+                dtype = trt.DataType[ONNX_TYPES[value.type.tensor_type.elem_type]]
+                return ITensor(self._network, value.name, shape, dtype)
 
-            self._network._inputs = [ITensor(i.name, dims(i)) for i in graph.input]
-            self._network._outputs = [ITensor(o.name, dims(o)) for o in graph.output]
+            self._network._inputs = [tensor(i) for i in graph.input]
+            self._network._outputs = [tensor(o) for o in graph.output]
             self._network._onnx = data
             return True
 
@@ -353,7 +385,8 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
 
         def create_network(self, flags: int = 0) -> INetworkDefinition:
             expect(flags, int, "flags")
-            return INetworkDefinition()
+            strongly_typed = major >= 11 or bool(flags >> int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) & 1)
+            return INetworkDefinition(strongly_typed)
 
         def create_builder_config(self) -> IBuilderConfig:
             return IBuilderConfig()
@@ -367,6 +400,10 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
             emit(Severity.INFO, f"building for {state['gpu']} (device {current_device()})")
             if network._onnx is None:
                 emit(Severity.ERROR, "network has no layers")
+                return None
+            weak_flags = sorted(PRECISION_FLAGS.intersection(config._flags))
+            if network._strongly_typed and weak_flags:
+                emit(Severity.ERROR, f"builder flags {weak_flags} are not allowed for a strongly typed network")
                 return None
             (tensor,) = network._inputs
             if -1 in tensor.shape:
@@ -398,6 +435,7 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
                 "gpu": state["gpu"],
                 "device": current_device(),
                 "flags": config._flags,
+                "strongly_typed": network._strongly_typed,
                 "pools": config._pools,
                 "profile": [list(map(list, p._shapes[tensor.name])) for p in config._profiles],
                 "input": [tensor.name, network._inputs[0].dtype.name],
@@ -467,7 +505,7 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
                 emit(Severity.ERROR, "execute_async_v3: input shape or tensor addresses not set")
                 return False
             in_dtype, out_dtype = numpy_of[engine._in_dtype], numpy_of[engine._out_dtype]
-            x = _read(self._addresses[engine._input], self._shape, in_dtype).astype(np.float32)
+            x = _read(self._addresses[engine._input], self._shape, in_dtype).astype(engine._graph_dtype)
             (y,) = engine._session.run(None, {engine._input: x})
             y = np.ascontiguousarray(y.astype(out_dtype))
             if y.shape != tuple(self.get_tensor_shape(engine._output)):
@@ -489,7 +527,11 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
             self._in_dtype, self._out_dtype = trt.DataType[in_dtype], trt.DataType[out_dtype]
             self._profile = tuple(tuple(s) for s in header["profile"][0])
             self._session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-            probe = np.zeros((1, self._profile[0][1], 16, 16), np.float32)
+            # The graph's own input type: a weakly typed TensorRT 10 network may have been given other I/O types.
+            self._graph_dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}[
+                self._session.get_inputs()[0].type
+            ]
+            probe = np.zeros((1, self._profile[0][1], 16, 16), self._graph_dtype)
             (out,) = self._session.run(None, {self._input: probe})
             self._out_channels, self._scale = out.shape[1], out.shape[2] // 16
 
@@ -553,6 +595,7 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
         Runtime,
     ):
         cls.__module__ = __name__
+        _match_property_access(cls, api)
         setattr(trt, cls.__name__, cls)
     trt.STANDIN_CLASSES = [
         "ILogger",
@@ -571,6 +614,13 @@ def make_tensorrt(*, gpu: str = "NVIDIA Stand-in GPU", cuda: Any = None, version
         "Runtime",
     ]
     return trt
+
+
+def _match_property_access(cls: type, api: dict[str, Any]) -> None:
+    """Drop the setter of each property that the version's bindings have read-only (ITensor.dtype in 11)."""
+    for name, value in list(vars(cls).items()):
+        if isinstance(value, property) and api["properties"].get(f"{cls.__name__}.{name}") == "r":
+            setattr(cls, name, property(value.fget))
 
 
 def _read(address: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:

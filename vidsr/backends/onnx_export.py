@@ -1,7 +1,8 @@
 """Export a learned model to ONNX with dynamic batch, height and width (the input to TensorRT).
 
 The graph takes and returns float32 NCHW in [0, 1]-ish code values, exactly like the
-PyTorch module; precision is TensorRT's business (FP16 engine flag), not the graph's.
+PyTorch module.  TensorRT's FP16 engines are built from its float16 conversion
+(:mod:`vidsr.backends.onnx_fp16`): strongly typed networks compute in the graph's types.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-DEFAULT_OPSET = 18  # the dynamo exporter's native opset; TensorRT 10 parses up to opset 20+
+DEFAULT_OPSET = 18  # the dynamo exporter's native opset; TensorRT 10 and 11 parse it
 
 
 @contextlib.contextmanager

@@ -1,19 +1,21 @@
-"""TensorRT 10: build an FP16 engine from the ONNX export, cache it, run it on torch CUDA tensors.
+"""TensorRT 10 and 11: build an FP16 engine from the ONNX export, cache it, run it on torch CUDA tensors.
 
 TensorRT is imported inside functions only, so ``vidsr --help`` and every non-TensorRT
-path work without it.  Written against the TensorRT 10 Python API (every ``trt.`` name and
-method used here is checked against the real bindings' signatures in tests/trt_api/):
+path work without it.  One code path for both major versions: every ``trt.`` name used here
+exists in TensorRT 10 and 11 alike (checked against the real bindings' signatures of 10.7,
+10.16 and 11.4 in tests/trt_api/):
 
-* build: ``Builder`` -> ``create_network(0)`` (explicit batch is the only mode in 10) ->
-  ``OnnxParser`` -> builder config (FP16 flag, workspace pool, one optimisation profile,
-  timing cache, progress monitor) -> ``build_serialized_network``;
+* build: for FP16, the float32 ONNX export converted to a float16 graph
+  (:mod:`vidsr.backends.onnx_fp16`) -> ``Builder`` -> a strongly typed network -> ``OnnxParser``
+  -> builder config (workspace pool, one optimisation profile, timing cache, progress
+  monitor) -> ``build_serialized_network``.  Strongly typed, each layer runs in its graph
+  type: TensorRT 11 knows no other mode (its FP16/BF16/INT8 builder flags are gone) and
+  TensorRT 10 takes the same graph with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``,
+  a flag 11 keeps and ignores;
 * run: ``Runtime.deserialize_cuda_engine`` -> ``create_execution_context``; per call
   ``set_input_shape``, ``set_tensor_address`` on torch tensors' ``data_ptr()`` (256-byte
   aligned, checked) and ``execute_async_v3`` on a private stream of the backend's device,
   ordered against the caller's stream with events, so no host copies and no extra sync.
-
-TensorRT 11 is refused: it removed the weakly typed network API (``BuilderFlag.FP16``)
-this module builds with.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from vidsr.backends.engine_cache import (
     sha256_state_dict,
 )
 from vidsr.backends.onnx_export import INPUT_NAME, check_exportable, export_onnx
+from vidsr.backends.onnx_fp16 import convert_file
 from vidsr.backends.torch_cuda import TORCH_CUDA, TorchCuda
 from vidsr.errors import BackendError
 from vidsr.models import LoadedModel
@@ -47,7 +50,7 @@ from vidsr.models import LoadedModel
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-SUPPORTED_MAJOR = 10
+SUPPORTED_MAJORS = (10, 11)
 ALIGNMENT = 256  # bytes: TensorRT refuses (set_tensor_address returns False) less aligned I/O pointers
 INSTALL_HINT = (
     "TensorRT is not installed: install it with `pip install 'vidsr[tensorrt]'` "
@@ -57,20 +60,17 @@ INSTALL_HINT = (
 
 
 def import_tensorrt() -> Any:
-    """The ``tensorrt`` module (10.x), or a BackendError that says how to get one."""
+    """The ``tensorrt`` module (10.x or 11.x), or a BackendError that says how to get one."""
     try:
         import tensorrt as trt
     except ImportError:
         raise BackendError(INSTALL_HINT) from None
     version = str(getattr(trt, "__version__", "unknown"))
-    major = version.split(".")[0]
-    if major != str(SUPPORTED_MAJOR):
-        reason = (
-            "too old"
-            if major.isdigit() and int(major) < SUPPORTED_MAJOR
-            else "not supported: TensorRT 11 removed the weakly typed FP16 API (BuilderFlag.FP16) vidsr builds with"
+    if version.split(".")[0] not in {str(major) for major in SUPPORTED_MAJORS}:
+        raise BackendError(
+            f"TensorRT {version} is not supported: vidsr runs on TensorRT 10 and 11 "
+            "(pip install 'tensorrt>=10,<12', or 'vidsr[tensorrt]'), or choose --backend torch-cuda"
         )
-        raise BackendError(f"TensorRT {version} is {reason}; vidsr needs TensorRT 10 (pip install 'tensorrt>=10,<11')")
     return trt
 
 
@@ -211,7 +211,7 @@ def build_engine(
     *,
     progress: Progress | None = None,
 ) -> bytes:
-    """Build a serialized engine from ``onnx_path``.  Failures name the build log."""
+    """Build a serialized engine from ``onnx_path`` (vidsr's float32 export).  Failures name the build log."""
     trt = import_tensorrt()
     # Without a progress callback (``vidsr upscale``), the one line that explains a minutes-long
     # pause is a warning, so the CLI shows it; the phase-by-phase detail stays at info level.
@@ -222,22 +222,18 @@ def build_engine(
     logger = PROCESS_LOGGER.get(trt)
     with open(paths.build_log, "w") as log_file, PROCESS_LOGGER.writing_to(log_file):
         log_file.write(f"vidsr TensorRT build: {onnx_path} -> {paths.engine}\noptions: {options}\n")
+        graph = _graph_in_precision(onnx_path, options.precision, paths, log_file)
         builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch is implied in TensorRT 10
+        network = builder.create_network(_strongly_typed(trt))
         parser = trt.OnnxParser(network, logger)
-        say(f"parsing {onnx_path.name}")
-        if not parser.parse_from_file(str(onnx_path)):
+        say(f"parsing {graph.name}")
+        if not parser.parse_from_file(str(graph)):
             errors = "; ".join(_parser_error(parser.get_error(i)) for i in range(parser.num_errors))
             log_file.write(f"ONNX parse failed: {errors}\n")
-            raise BackendError(f"TensorRT cannot parse {onnx_path}: {errors} (build log: {paths.build_log})")
+            raise BackendError(f"TensorRT cannot parse {graph}: {errors} (build log: {paths.build_log})")
 
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
-        if options.precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
-            # Half-precision I/O halves the bytes moved per frame; the Upscaler feeds the dtype we report.
-            network.get_input(0).dtype = trt.DataType.HALF
-            network.get_output(0).dtype = trt.DataType.HALF
 
         # Dynamic batch/height/width need a profile, or the build fails.
         profile = builder.create_optimization_profile()
@@ -438,6 +434,24 @@ class TensorRTBackend:
         cuda.record_stream(x, self.stream)
         cuda.record_stream(out, self.stream)
         return out
+
+
+def _graph_in_precision(onnx_path: Path, precision: str, paths: EnginePaths, log_file: Any) -> Path:
+    """The graph TensorRT parses: ``onnx_path`` for fp32; for fp16 its float16 conversion, beside the engine.
+
+    A strongly typed network computes in the graph's types, so the graph carries the precision;
+    float16 I/O also halves the bytes moved per frame (the Upscaler feeds the engine's dtype).
+    """
+    if precision == "fp32":
+        return onnx_path
+    graph = convert_file(onnx_path, paths.engine.with_suffix(".fp16.onnx"))
+    log_file.write(f"float16 graph: {graph}\n")
+    return graph
+
+
+def _strongly_typed(trt: Any) -> int:
+    """``create_network`` flags for a strongly typed network: required on TensorRT 10, ignored (always on) by 11."""
+    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
 
 def _parser_error(error: Any) -> str:
