@@ -2,15 +2,22 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# The CPU build of torch this project is developed and tested with; override for a CUDA build.
-TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,onnx,ray
+# PyTorch: torch==2.13.0 is a CPU build on this project's machines (a wheel on their disk, for Python
+# 3.11).  Anywhere else pip takes it from PyPI, whose Linux x86-64 wheels are CUDA builds (about 5 GB
+# with their libraries: right for a GPU machine).  For a CPU-only build from PyTorch's own index:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH       ?= torch==2.13.0
+TORCH_INDEX ?=
+EXTRAS      ?= dev,ray
+# A pip constraints file for every install (CI: .ci/oldest.txt, the oldest releases pyproject allows).
+CONSTRAINTS ?=
+PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)" $(PIN)
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]" $(PIN)
 	touch $@
 
 .PHONY: setup demo test lint bench quality gpu-check stress
@@ -21,6 +28,9 @@ demo: setup
 	@echo "Next: $(BIN)/vidsr --help   (or: . $(BIN)/activate, then vidsr upscale CLIP)"
 
 test: setup
+	@$(BIN)/python -c "import sys, av, numpy, onnxruntime, openvino, torch; print('testing on Python', \
+	  sys.version.split()[0], '| torch', torch.__version__, '| PyAV', av.__version__, '| numpy', numpy.__version__, \
+	  '| onnxruntime', onnxruntime.__version__, '| OpenVINO', openvino.__version__.split('-')[0])"
 	$(BIN)/ruff check vidsr tests benchmarks
 	$(BIN)/python -m pytest -q
 

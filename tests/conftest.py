@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,17 @@ def model_cache(tmp_path_factory) -> Path:
         os.environ.pop("VIDSR_ENGINE_DIR", None)
     else:
         os.environ["VIDSR_ENGINE_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def vidsr_logger_restored():
+    """Each test starts with the ``vidsr`` logger as the library leaves it: a CLI run in an earlier
+    test sets it not to propagate (its warnings go to stderr), which would hide them from ``caplog``
+    in later tests, or not, depending on the pytest release."""
+    logger = logging.getLogger("vidsr")
+    state = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = state
 
 
 @pytest.fixture
