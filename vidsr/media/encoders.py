@@ -31,8 +31,9 @@ class EncodeOptions:
     NVENC; 0 is lossless for x264).  ``pix_fmt`` None ("auto"): yuv420p for 8-bit input, the
     input's chroma layout at its own depth for 10- and 12-bit input.
 
-    ``deinterlace``: auto (detect, and deinterlace interlaced input), on, off; ``field_rate``
-    makes one frame per field (twice the frame rate) instead of one per frame.
+    ``deinterlace``: auto (detect, and deinterlace interlaced input or inverse telecine film), on, off,
+    ivtc (inverse telecine); ``field_rate`` makes one frame per field (twice the frame rate) instead of
+    one per frame.
     """
 
     codec: str | None = None

@@ -10,14 +10,18 @@ the decoder's per-frame interlaced flag) are often missing (a capture re-encoded
 wrong (progressive film flagged interlaced).  FFmpeg's ``idet`` filter looks at the pictures of the
 first seconds and counts frames that look top field first, bottom field first or progressive.  Flags
 win unless idet clearly disagrees; without interlaced flags, idet decides.
+
+Film transferred to video with 3:2 pulldown looks interlaced to both, but deinterlacing it would blend
+two film pictures into 2 frames of every 5.  So where the first seconds are not plainly progressive (or
+idet saw repeated fields, pulldown's mark), the cadence scan (:mod:`.cadence`) cuts the file into
+sections; film found anywhere is inverse telecined (:mod:`.telecine`) instead of deinterlaced.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -25,12 +29,15 @@ from typing import Any
 import av
 
 from vidsr.errors import InputError, UnsupportedError
+from vidsr.media import cadence
+from vidsr.media.filtergraph import build, drain
 from vidsr.media.metadata import FIELD_ORDER_NAMES, FIELD_PROGRESSIVE
-from vidsr.media.pyav import open_container
+from vidsr.media.pyav import fraction, open_container
+from vidsr.media.telecine import Telecine, from_tag
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "on", "off")
+MODES = ("auto", "on", "off", "ivtc")
 DETECT_SECONDS = 2.0  # how much of the start idet looks at
 DETECT_FRAMES = 60  # and at most this many frames (a 60i second is 30 frames)
 # A video stream tag with a verdict made elsewhere: the pieces of a segmented batch run carry the one made
@@ -39,6 +46,10 @@ DETECT_FRAMES = 60  # and at most this many frames (a 60i second is 30 frames)
 VERDICT_TAG = "vidsr_fields"
 VERDICTS = ("tff", "bff", "progressive")
 DEINTERLACED = "deinterlaced"  # the verdict tag of an output whose fields were woven into frames
+# Beside the verdict, a piece of a telecined file carries where its decimation cycles begin, the whole
+# file's frame rate and its video-rate sections (telecine.Telecine.tag), so it is handled, frame for
+# frame, as one pass over the whole file would handle it.
+CADENCE_TAG = "vidsr_cadence"
 # AVFieldOrder values, by which field comes first in time.
 _TOP_FIRST, _BOTTOM_FIRST = {2, 4}, {3, 5}
 
@@ -51,12 +62,27 @@ class Interlace:
     idet: dict[str, int] | None  # idet's counts over the first frames (None: not run)
     detected: str  # the verdict: tff, bff or progressive
     reason: str  # why, in words
-    mode: str = "auto"  # asked: auto, on, off
+    mode: str = "auto"  # asked: auto, on, off, ivtc
     field_rate: bool = False
+    telecine: Telecine | None = None  # 3:2 pulldown found (or inverse telecine asked for): how to undo it
+    sections: tuple[cadence.Section, ...] = ()  # what the cadence scan found, where it ran
+
+    @property
+    def ivtc(self) -> bool:
+        """Inverse telecine rather than deinterlace."""
+        return self.telecine is not None and self.mode in ("auto", "ivtc")
 
     @property
     def deinterlace(self) -> bool:
-        return self.mode == "on" or (self.mode == "auto" and self.detected != "progressive")
+        """Whether the fields are woven into whole frames (by bwdif or by inverse telecine)."""
+        return self.mode == "on" or self.ivtc or (self.mode == "auto" and self.detected != "progressive")
+
+    @property
+    def verdict(self) -> str:
+        """In a word or two: progressive, interlaced tff, telecined bff."""
+        if self.telecine is not None and self.mode != "off":
+            return f"telecined {self.telecine.order}"
+        return "progressive" if self.detected == "progressive" else f"interlaced {self.detected}"
 
     @property
     def parity(self) -> str:
@@ -67,18 +93,30 @@ class Interlace:
     def done(self) -> str:
         if not self.deinterlace:
             return "none"
+        if self.ivtc:
+            assert self.telecine is not None
+            t = self.telecine
+            return (
+                f"inverse telecine {t.order} (fieldmatch + decimate), {float(t.rate):.3f} -> "
+                f"{float(t.film_rate):.3f} fps; frames no field matches deinterlaced (bwdif)"
+            )
         return f"bwdif {self.parity}, " + ("one frame per field (double rate)" if self.field_rate else "frame rate")
 
     def describe(self) -> dict[str, Any]:
+        t = self.telecine if self.ivtc else None
         return {
             "flags": self.flags,
             "idet": self.idet,
             "detected": self.detected,
+            "verdict": self.verdict,
             "reason": self.reason,
             "mode": self.mode,
             "deinterlaced": self.deinterlace,
-            "field_rate": self.deinterlace and self.field_rate,
+            "field_rate": self.deinterlace and self.field_rate and not self.ivtc,
+            "ivtc": self.ivtc,
+            "cycle_start": t.cycle_start if t else None,
             "done": self.done,
+            "sections": [s.describe() for s in self.sections],
         }
 
 
@@ -91,30 +129,13 @@ def flag_order(stream: av.video.stream.VideoStream) -> str:
     return FIELD_ORDER_NAMES[FIELD_PROGRESSIVE] if order == FIELD_PROGRESSIVE else "unknown"
 
 
-def _drain(graph: av.filter.Graph) -> Iterator[av.VideoFrame]:
-    while True:
-        try:
-            yield graph.vpull()
-        except (av.error.BlockingIOError, av.error.EOFError):
-            return
-
-
-def _graph(first: av.VideoFrame, time_base: Fraction, *filters: tuple[str, str | None]) -> av.filter.Graph:
-    """buffer -> filters -> buffersink, shaped by the first frame (its size and pixel format)."""
-    graph = av.filter.Graph()
-    nodes = [graph.add_buffer(width=first.width, height=first.height, format=first.format, time_base=time_base)]
-    nodes += [graph.add(name, args) for name, args in filters]
-    nodes.append(graph.add("buffersink"))
-    graph.link_nodes(*nodes).configure()
-    return graph
-
-
 def run_idet(
     path: Path, index: int, *, seconds: float = DETECT_SECONDS, frames: int = DETECT_FRAMES
 ) -> tuple[dict[str, int], int]:
-    """idet's multi-frame counts (tff, bff, progressive, undetermined) over the start of ``path``, and
-    how many frames carried the decoder's interlaced flag."""
-    counts = {"tff": 0, "bff": 0, "progressive": 0, "undetermined": 0}
+    """idet's multi-frame counts (tff, bff, progressive, undetermined) over the start of ``path``, its
+    count of frames repeating a field of the frame before (``repeated``: 3:2 pulldown's mark, 2 in 5),
+    and how many frames carried the decoder's interlaced flag."""
+    counts = {"tff": 0, "bff": 0, "progressive": 0, "undetermined": 0, "repeated": 0}
     flagged = 0
     graph = None
     last: av.VideoFrame | None = None
@@ -124,10 +145,10 @@ def run_idet(
         try:
             for frame in container.decode(stream):
                 if graph is None:
-                    graph = _graph(frame, stream.time_base, ("idet", None))
+                    graph = build(frame, stream.time_base, ("idet", None))
                 flagged += bool(frame.interlaced_frame)
                 graph.vpush(frame)
-                for out in _drain(graph):
+                for out in drain(graph):
                     last = out
                 seen += 1
                 elapsed = float((frame.pts or 0) * stream.time_base - (stream.start_time or 0) * stream.time_base)
@@ -138,11 +159,14 @@ def run_idet(
         if graph is not None:
             with contextlib.suppress(av.error.FFmpegError):
                 graph.vpush(None)
-            for out in _drain(graph):
+            for out in drain(graph):
                 last = out
     if last is not None:
-        for key in counts:
+        for key in ("tff", "bff", "progressive", "undetermined"):
             counts[key] = round(float(last.metadata.get(f"lavfi.idet.multiple.{key}", 0)))
+        counts["repeated"] = sum(
+            round(float(last.metadata.get(f"lavfi.idet.repeated.{key}", 0))) for key in ("top", "bottom")
+        )
     return counts, flagged
 
 
@@ -168,14 +192,21 @@ def decide(flags: str, idet: dict[str, int] | None, flagged_frames: int = 0) -> 
     return "progressive", f"flags say {flags} ({seen})"
 
 
-def detect(path: Path, stream: av.video.stream.VideoStream, mode: str = "auto", field_rate: bool = False) -> Interlace:
+def detect(
+    path: Path,
+    stream: av.video.stream.VideoStream,
+    mode: str = "auto",
+    field_rate: bool = False,
+    scan: cadence.ScanOptions | None = None,
+) -> Interlace:
     """Find out about ``path``'s fields (its video ``stream`` opened already) for ``mode``."""
     if mode not in MODES:
         raise InputError(f"--deinterlace must be one of {', '.join(MODES)}, not {mode!r}")
     flags = flag_order(stream)
     verdict = stream.metadata.get(VERDICT_TAG)
     if verdict in VERDICTS and mode != "off":
-        return Interlace(flags, None, verdict, "found for the whole file before it was cut", mode, field_rate)
+        telecine = _tagged_telecine(stream, verdict, mode)
+        return Interlace(flags, None, verdict, "found for the whole file before it was cut", mode, field_rate, telecine)
     if mode == "off":
         detected, reason = decide(flags, None)
         return Interlace(flags, None, detected, reason, mode, field_rate)
@@ -186,7 +217,58 @@ def detect(path: Path, stream: av.video.stream.VideoStream, mode: str = "auto", 
         detected, reason = decide(flags, None)
         return Interlace(flags, None, detected, f"{reason}; idet could not look at the pictures", mode, field_rate)
     detected, reason = decide(flags, counts, flagged)
-    return Interlace(flags, counts, detected, reason, mode, field_rate)
+    found = Interlace(flags, counts, detected, reason, mode, field_rate)
+    plainly_progressive = detected == "progressive" and counts["repeated"] < 2
+    if mode == "on" or (mode == "auto" and plainly_progressive):
+        return found  # as before the cadence scan existed: nothing there for it to find
+    return _with_cadence(found, path, stream, scan)
+
+
+def _rate(stream: av.video.stream.VideoStream) -> Fraction:
+    return fraction(stream.average_rate) or fraction(stream.guessed_rate) or Fraction(30000, 1001)
+
+
+def _with_cadence(
+    found: Interlace, path: Path, stream: av.video.stream.VideoStream, options: cadence.ScanOptions | None
+) -> Interlace:
+    """``found`` with the cadence scan's sections, and inverse telecine where it found film."""
+    try:
+        scanned = cadence.scan(path, stream.index, options)
+    except (av.error.FFmpegError, ValueError) as exc:
+        log.debug("the cadence scan could not run on %s: %s", path, exc)
+        scanned = None
+    sections = scanned.sections if scanned else ()
+    film = scanned.telecined if scanned else None
+    rate = _rate(stream)
+    if film is None:
+        if found.mode != "ivtc":
+            return replace(found, sections=sections)
+        telecine = Telecine(found.parity, 0, rate)
+        reason = f"--deinterlace ivtc, though no 3:2 cadence was found; {found.reason}"
+        return replace(found, detected=found.parity, reason=reason, telecine=telecine, sections=sections)
+    order = found.detected if found.detected != "progressive" else (film.order or "tff")
+    frames = sum(s.end - s.first for s in sections if s.kind == cadence.TELECINED)
+    looked = sum(s.end - s.first for s in sections)
+    regular = f", cadence regular in {film.regular:.0%} of its matched frames" if film.regular is not None else ""
+    reason = (
+        f"film with 3:2 pulldown in {frames} of {looked} frames looked at (first from {film.start:.2f} s{regular}); "
+        f"{found.reason}"
+    )
+    video = tuple((s.first, s.end) for s in sections if s.kind == cadence.INTERLACED)
+    telecine = Telecine(order, film.cycle_start or 0, rate, video)
+    return replace(found, detected=order, reason=reason, telecine=telecine, sections=sections)
+
+
+def _tagged_telecine(stream: av.video.stream.VideoStream, verdict: str, mode: str) -> Telecine | None:
+    """A piece's inverse telecine settings, as the whole file's scan left them in its tags."""
+    tag = stream.metadata.get(CADENCE_TAG)
+    order = verdict if verdict in ("tff", "bff") else "tff"
+    if tag is None:
+        return Telecine(order, 0, _rate(stream)) if mode == "ivtc" else None
+    try:
+        return from_tag(order, tag)
+    except ValueError:
+        raise InputError(f"damaged {CADENCE_TAG} tag {tag!r} on a piece of a segmented run") from None
 
 
 @dataclass
@@ -206,7 +288,7 @@ class Deinterlacer:
     def _build(self, first: av.VideoFrame) -> av.filter.Graph:
         mode = "send_field" if self.interlace.field_rate else "send_frame"
         # deint=all: unflagged interlaced frames (idet found them) are deinterlaced too.
-        return _graph(first, self.time_base, ("bwdif", f"mode={mode}:parity={self.interlace.parity}:deint=all"))
+        return build(first, self.time_base, ("bwdif", f"mode={mode}:parity={self.interlace.parity}:deint=all"))
 
     def push(self, frame: av.VideoFrame | None) -> list[av.VideoFrame]:
         if frame is None and self._graph is None:
@@ -217,7 +299,7 @@ class Deinterlacer:
             except (av.error.FFmpegError, ValueError) as exc:
                 raise UnsupportedError(f"cannot deinterlace {frame.format.name} video: {exc}") from None
         self._graph.vpush(frame)
-        return [self._retime(f) for f in _drain(self._graph)]
+        return [self._retime(f) for f in drain(self._graph)]
 
     def _retime(self, frame: av.VideoFrame) -> av.VideoFrame:
         # bwdif always answers in half the input's clock; in frame mode every pts is even there.
@@ -228,7 +310,9 @@ class Deinterlacer:
 
 
 def output_tags(video_tags: dict[str, str], found: Interlace) -> dict[str, str]:
-    """The video tags for the output: a verdict tag (a piece's) says what the output's fields are."""
+    """The video tags for the output: a verdict tag (a piece's) says what the output's fields are; the
+    cadence tag stays with the piece (its output has no cadence left)."""
     if VERDICT_TAG not in video_tags:
         return video_tags
-    return {**video_tags, VERDICT_TAG: DEINTERLACED if found.deinterlace else found.detected}
+    kept = {k: v for k, v in video_tags.items() if k != CADENCE_TAG}
+    return {**kept, VERDICT_TAG: DEINTERLACED if found.deinterlace else found.detected}

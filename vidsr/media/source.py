@@ -28,11 +28,12 @@ import torch
 
 from vidsr.colour import rgb_to_ycbcr
 from vidsr.errors import InputError
-from vidsr.media import interlace, metadata
+from vidsr.media import interlace, metadata, telecine
 from vidsr.media.depth import planar_format, storage_bits
 from vidsr.media.inputs import open_input, truncation, video_stream
 from vidsr.media.pyav import fraction
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
+from vidsr.stages import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +199,13 @@ class VideoSource:
         hwaccel: av.codec.hwaccel.HWAccel | None = None,
         deinterlace: str = "off",
         field_rate: bool = False,
+        clock: StageClock | None = None,
     ) -> None:
-        """``deinterlace``: auto (detect; deinterlace what is interlaced), on, off (see :mod:`.interlace`);
-        ``field_rate``: one frame per field."""
+        """``deinterlace``: auto (detect; deinterlace what is interlaced, inverse telecine film), on, off,
+        ivtc (see :mod:`.interlace`); ``field_rate``: one frame per field; ``clock``: where decoding
+        and plane extraction time goes (:mod:`vidsr.stages`)."""
         self.path = Path(path)
+        self.clock = clock or StageClock()
         self._io = threading.Lock()  # held by whoever touches the container (see the module docstring)
         self._closing = threading.Event()
         self._closed = False
@@ -215,8 +219,11 @@ class VideoSource:
             # The stream's facts, read while it is open (PyAV 19 frees a closed container's streams).
             self._input_time_base = fraction(self.video.time_base)
             self._input_rate = fraction(self.video.average_rate) or fraction(self.video.guessed_rate) or Fraction(25)
-            self._deinterlacer = None
-            if self.interlace.deinterlace:
+            self._deinterlacer: interlace.Deinterlacer | telecine.InverseTelecine | None = None
+            if self.interlace.ivtc:
+                assert self.interlace.telecine is not None
+                self._deinterlacer = telecine.InverseTelecine(self.interlace.telecine, self._input_time_base)
+            elif self.interlace.deinterlace:
                 self._deinterlacer = interlace.Deinterlacer(self.interlace, self._input_time_base)
             self.frames_estimate = self._estimate_frames()
             self._matrix: tuple[int, ...] | None = None  # the first frame's display matrix, before any filter
@@ -252,16 +259,24 @@ class VideoSource:
 
     @property
     def frame_rate(self) -> Fraction:
+        """The rate of the frames handed on: the input's, twice it at field rate, 4/5 of it once inverse
+        telecined (nominal: video-rate sections of a mixed file keep their own)."""
         return self._input_rate * self._rate_factor
 
     @property
-    def _rate_factor(self) -> int:
-        return 2 if self._deinterlacer is not None and self.interlace.field_rate else 1
+    def input_frame_rate(self) -> Fraction:
+        return self._input_rate
+
+    @property
+    def _rate_factor(self) -> Fraction:
+        if isinstance(self._deinterlacer, telecine.InverseTelecine):
+            return telecine.FILM_RATIO
+        return Fraction(2 if self._deinterlacer is not None and self.interlace.field_rate else 1)
 
     def _estimate_frames(self) -> int | None:
         """The container's frame count or duration x rate; None when it says nothing."""
         if self.video.frames:
-            return int(self.video.frames) * self._rate_factor
+            return round(int(self.video.frames) * self._rate_factor)
         if self.video.duration and self._input_time_base:
             return round(float(self.video.duration * self._input_time_base * self.frame_rate))
         if self.container.duration:
@@ -306,7 +321,8 @@ class VideoSource:
                 if packet.size and packet.pts is not None:
                     end = packet.pts + (packet.duration or 0)
                     self._video_end = end if self._video_end is None else max(self._video_end, end)
-                return self._decode(packet)  # a flush packet (size 0) drains the decoder
+                with self.clock.stage("decode"):
+                    return self._decode(packet)  # a flush packet (size 0) drains the decoder
             return [packet] if packet.size else []
 
     def _next_raw(self) -> Iterator[av.Packet | av.VideoFrame]:
@@ -346,7 +362,9 @@ class VideoSource:
             if isinstance(item, av.VideoFrame):
                 self.frames_decoded += 1
                 self.damaged_frames += item.is_corrupt
-                ready = list(retimer.push(index, item.pts, self._convert(item) if convert else None))
+                with self.clock.stage("planes"):
+                    planes = self._convert(item) if convert else None
+                ready = list(retimer.push(index, item.pts, planes))
                 index += 1
                 yield from ready
                 if ready and held:
