@@ -119,8 +119,18 @@ def probe(input_path: Path, count: bool, as_json: bool) -> None:
         f"  colour: matrix {c['matrix']}, range {c['range']}, primaries {c['primaries']}, transfer {c['transfer']}"
     )
     fields = info.interlace
-    todo = "vidsr upscale deinterlaces it (bwdif)" if fields["deinterlaced"] else "no deinterlacing needed"
-    click.echo(f"  fields: {fields['detected']} ({fields['reason']}); {todo}")
+    label = fields["detected"]
+    if fields.get("ivtc"):
+        label, todo = fields["verdict"], f"vidsr upscale inverse telecines it ({fields['done']})"
+    else:
+        todo = "vidsr upscale deinterlaces it (bwdif)" if fields["deinterlaced"] else "no deinterlacing needed"
+    click.echo(f"  fields: {label} ({fields['reason']}); {todo}")
+    for s in fields.get("sections", []):
+        cadence = f", film cycles begin at frames {s['cycle_start']} mod 5" if s["cycle_start"] is not None else ""
+        click.echo(
+            f"    {s['start']:.2f}-{s['stop']:.2f} s (frames {s['first']}-{s['end'] - 1}): "
+            f"{s['kind']}{' ' + s['order'] if s['order'] else ''}{cadence}"
+        )
     m = info.metadata
     kept = [f"{k.replace('_', ' ')} {v}" for k, v in m.items() if v and k != "field_order"]
     click.echo("  metadata: " + (", ".join(kept) if kept else "none") + f", field order {m['field_order']}")
