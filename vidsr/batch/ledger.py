@@ -53,7 +53,15 @@ class Ledger:
             **extra,
         }
 
-    def file_done(self, key: str, frames_in: int, frames_out: int, seconds: float, warnings: list[str]) -> None:
+    def file_done(
+        self,
+        key: str,
+        frames_in: int,
+        frames_out: int,
+        seconds: float,
+        warnings: list[str],
+        fields: dict[str, Any] | None = None,
+    ) -> None:
         outcome = self.outcomes[key]
         final = Path(outcome.output)
         try:
@@ -73,8 +81,10 @@ class Ledger:
             error=None,
             warnings=warnings,
             segments=segments,
+            fields=fields,
         )
         outcome.state, outcome.frames_in, outcome.frames_out = DONE, frames_in, frames_out
+        outcome.fields = fields
         outcome.seconds, outcome.warnings, outcome.segments, outcome.error = round(seconds, 3), warnings, segments, None
         self.progress.file_finished()
 

@@ -148,7 +148,7 @@ class RunLoop:
         seconds = self.options.segment_seconds
         if seconds:
             try:
-                plan = pieces.cut(ledger, job, seconds)
+                plan = pieces.cut(ledger, job, seconds, self.options.upscale.encode.deinterlace)
             except VidsrError as exc:
                 ledger.manifest.put(record)
                 ledger.file_failed(job.key, str(exc))
@@ -174,7 +174,9 @@ class RunLoop:
         elif task.piece is not None:
             pieces.piece_finished(ledger, active, task, result)
         elif result.ok:
-            ledger.file_done(task.key, result.frames_in, result.frames_out, result.seconds, list(result.warnings))
+            ledger.file_done(
+                task.key, result.frames_in, result.frames_out, result.seconds, list(result.warnings), result.fields
+            )
         else:
             ledger.file_failed(task.key, result.error or "failed")
 

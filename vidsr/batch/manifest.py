@@ -12,7 +12,10 @@ Records:
 
 * ``{"type": "batch", "key": "#batch", "settings": {...}}``: the settings the outputs were made with.
 * ``{"type": "file", "key": "<output path relative to OUT_DIR>", "state": "pending|running|done|failed",
-  "input", "output", "attempts", "frames_in", "frames_out", "seconds", "error", "pid", "host", ...}``
+  "input", "output", "attempts", "frames_in", "frames_out", "seconds", "error", "pid", "host", "fields",
+  ...}``; ``fields`` (once done): the verdict on the input's fields, what was done about them and the
+  frame rate before and after (``{"verdict": "telecined tff", "done": "inverse telecine ...",
+  "frame_rate_in": 29.97, "frame_rate_out": 23.976}``, see :func:`vidsr.batch.report.fields_record`).
 * ``{"type": "segment", "key": "<file key>#<index>", "file": "<file key>", "index", "plan", "state",
   "frames_in", "frames_out", ...}``: one per segment of a file run with ``--segment-seconds``.
 """

@@ -24,10 +24,11 @@ def work_dir(out: Path, job: Job) -> Path:
     return out / WORK_DIR / f"{Path(job.key).stem[:40]}-{digest}"
 
 
-def cut(ledger: Ledger, job: Job, seconds: float) -> seg.SegmentPlan:
-    """Plan the cut of ``job`` into pieces of about ``seconds``, and cut it (when it has more than one)."""
+def cut(ledger: Ledger, job: Job, seconds: float, deinterlace: str = "auto") -> seg.SegmentPlan:
+    """Plan the cut of ``job`` into pieces of about ``seconds``, and cut it (when it has more than one).
+    ``deinterlace``: the run's mode (telecined film is cut on its cadence)."""
     work = work_dir(ledger.out, job)
-    plan = seg.plan(job.source, work, seconds)
+    plan = seg.plan(job.source, work, seconds, deinterlace)
     old = ledger.manifest.get(job.key) or {}
     if old.get("plan") != plan.id and work.exists():
         shutil.rmtree(work, ignore_errors=True)  # pieces of another cut or another version of the input
@@ -74,7 +75,12 @@ def first_task(ledger: Ledger, active: Active, encode: EncodeOptions) -> Task | 
             try:
                 if probe(s.output).frames == r.get("frames_out"):
                     active.pieces[s.index] = TaskResult(
-                        f"{key}#{s.index}", True, r["frames_in"], r["frames_out"], r.get("seconds", 0.0)
+                        f"{key}#{s.index}",
+                        True,
+                        r["frames_in"],
+                        r["frames_out"],
+                        r.get("seconds", 0.0),
+                        fields=r.get("fields"),
                     )
                     ledger.progress.frames(r["frames_out"])
                     continue
@@ -120,6 +126,7 @@ def piece_finished(ledger: Ledger, active: Active, task: Task, result: TaskResul
             frames_in=result.frames_in,
             frames_out=result.frames_out,
             seconds=result.seconds,
+            fields=result.fields,
         )
     )
     if len(active.pieces) == len(active.plan.segments) and not active.failed:
@@ -144,5 +151,7 @@ def join(ledger: Ledger, active: Active) -> None:
         return
     warnings += [w for r in active.pieces.values() for w in r.warnings]
     seconds = sum(r.seconds for r in active.pieces.values())
-    ledger.file_done(job.key, frames_in, frames_out, seconds, warnings)
+    # Every piece was told the whole file's verdict: the first that reports one speaks for the file.
+    fields = next((active.pieces[i].fields for i in sorted(active.pieces) if active.pieces[i].fields), None)
+    ledger.file_done(job.key, frames_in, frames_out, seconds, warnings, fields)
     shutil.rmtree(work_dir(ledger.out, job), ignore_errors=True)

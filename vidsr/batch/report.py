@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,23 @@ class FileOutcome:
     attempts: int = 0
     segments: int | None = None
     warnings: list[str] = field(default_factory=list)
+    fields: dict[str, Any] | None = None  # see :func:`fields_record`
+
+
+def fields_record(
+    interlace: dict[str, Any] | None, rate_in: float | None, rate_out: float | None
+) -> dict[str, Any] | None:
+    """What an archivist audits per file: the verdict on its fields (progressive, interlaced tff,
+    telecined bff...), what was done about them, and the frame rate before and after (inverse telecine
+    turns 29.97 into 23.976 and so writes fewer frames than it reads)."""
+    if interlace is None:
+        return None
+    return {
+        "verdict": interlace.get("verdict"),
+        "done": interlace.get("done"),
+        "frame_rate_in": rate_in,
+        "frame_rate_out": rate_out,
+    }
 
 
 @dataclass
@@ -84,6 +102,9 @@ def format_summary(report: BatchReport) -> str:
         seconds_text = "" if seconds is None else f"{seconds:.1f}"
         lines.append(f"{name:<8} {files:>6} {frames_text:>8} {seconds_text:>9}".rstrip())
     lines.append(f"{'total':<8} {len(report.files):>6} {'':>8} {report.seconds:>9.1f}")
+    verdicts = _verdicts(report)
+    if verdicts:
+        lines.append(f"fields: {verdicts}")
     if report.interrupted:
         lines.append(f"stopped by {report.interrupted}: rerun the same command to continue")
     warned = [(f.key, w) for f in report.files if f.state == DONE for w in f.warnings]
@@ -94,3 +115,18 @@ def format_summary(report: BatchReport) -> str:
         lines.append("failures:")
         lines += [f"  {f.key}: {f.error}" for f in report.failures]
     return "\n".join(lines)
+
+
+def _verdicts(report: BatchReport) -> str:
+    """How many finished files had each verdict, with the rates where they changed:
+    ``3 progressive, 1 telecined tff (29.97 -> 23.976 fps)``."""
+    seen: Counter[str] = Counter()
+    for f in report.files:
+        if f.state not in (DONE, SKIPPED) or not f.fields or not f.fields.get("verdict"):
+            continue
+        text = f.fields["verdict"]
+        rate_in, rate_out = f.fields.get("frame_rate_in"), f.fields.get("frame_rate_out")
+        if rate_in and rate_out and rate_in != rate_out:
+            text += f" ({rate_in:g} -> {rate_out:g} fps)"
+        seen[text] += 1
+    return ", ".join(f"{n} {text}" for text, n in sorted(seen.items(), key=lambda item: (-item[1], item[0])))

@@ -63,6 +63,7 @@ def decide(ledger: Ledger, jobs: tuple[Job, ...], retry: int) -> list[Job]:
             if problem is None:
                 outcome.state = SKIPPED
                 outcome.frames_in, outcome.frames_out = record.get("frames_in", 0), record.get("frames_out", 0)
+                outcome.fields = record.get("fields")
                 continue
             ledger.notes.append(f"redoing {job.key}: {problem}")
             outcome.attempts = 0

@@ -14,6 +14,11 @@
 A keyframe is a clean cut only if no packet before it is shown after it and none after it is shown
 before it: an open-GOP I-frame's leading B-frames need the previous GOP, and would be lost or damaged
 in a piece of their own.  Files without such cuts are simply not split.
+
+Telecined film is cut only on its cadence (see :meth:`vidsr.media.cadence.CadenceScan.clean_cut`): at the
+start of a decimation cycle of the whole file, between two whole film frames, so no film picture has
+fields in two pieces and each piece decimates on the cycles one pass would.  Each piece is told where its
+cycles begin (``interlace.CADENCE_TAG``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -29,7 +35,7 @@ from pathlib import Path
 import av
 
 from vidsr.errors import InputError, OutputError
-from vidsr.media import interlace, metadata
+from vidsr.media import cadence, interlace, metadata
 from vidsr.media.inputs import open_input, video_stream
 from vidsr.media.passthrough import Passthrough
 from vidsr.media.pyav import fraction
@@ -52,12 +58,14 @@ class Segment:
     output: Path  # its upscaled version
     packets: int  # video packets with data: the frames the piece must decode to
     start: float  # seconds, for messages
+    first_frame: int = 0  # the file's frame the piece begins with
 
 
 @dataclass(frozen=True)
 class SegmentPlan:
     id: str  # changes when the input or the cut points change: old pieces are then not reused
     segments: tuple[Segment, ...]
+    fields: interlace.Interlace | None = None  # the whole file's, told to every piece
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,12 @@ class _Packet:
     keyframe: bool
 
 
-def plan(src: Path, work: Path, seconds: float) -> SegmentPlan:
-    """Where ``src`` will be cut: at the first clean keyframe at least ``seconds`` after each cut."""
+def plan(src: Path, work: Path, seconds: float, deinterlace: str = "auto") -> SegmentPlan:
+    """Where ``src`` will be cut: at the first clean keyframe at least ``seconds`` after each cut (for
+    telecined film, the first also on its cadence).  ``deinterlace``: the run's mode, for the verdict."""
     packets, time_base = _scan(src)
+    fields = whole_file_fields(src, deinterlace)
+    on_cadence = cadence_cuts(src, fields)
     cuts = [0]
     seen_max: int | None = None
     whole = whole_pictures(src)
@@ -77,6 +88,7 @@ def plan(src: Path, work: Path, seconds: float) -> SegmentPlan:
             whole
             and i > 0
             and p.keyframe
+            and on_cadence(i)
             and float((p.time - packets[cuts[-1]].time) * time_base) >= seconds
             and seen_max is not None
             and seen_max < p.time
@@ -85,7 +97,9 @@ def plan(src: Path, work: Path, seconds: float) -> SegmentPlan:
             cuts.append(i)
         seen_max = p.time if seen_max is None else max(seen_max, p.time)
     stat = src.stat()
-    digest = hashlib.sha1(f"{src.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{cuts}".encode()).hexdigest()[:12]
+    told = _piece_tags(fields, 0)
+    key = f"{src.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{cuts}|{sorted(told.items())}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     bounds = [*cuts, len(packets)]
     segments = tuple(
         Segment(
@@ -94,10 +108,42 @@ def plan(src: Path, work: Path, seconds: float) -> SegmentPlan:
             output=work / f"up-{k:04d}.{PIECE_FORMAT}",
             packets=bounds[k + 1] - bounds[k],
             start=float((packets[bounds[k]].time - packets[0].time) * time_base),
+            first_frame=bounds[k],
         )
         for k in range(len(cuts))
     )
-    return SegmentPlan(digest, segments)
+    return SegmentPlan(digest, segments, fields)
+
+
+def whole_file_fields(src: Path, deinterlace: str = "auto") -> interlace.Interlace:
+    """The fields of the whole file, judged once (a piece alone could look otherwise: a still start, a
+    container flag NUT drops, a cadence that starts mid-cycle)."""
+    mode = deinterlace if deinterlace in ("auto", "ivtc") else "auto"
+    with open_input(src) as container:
+        return interlace.detect(src, video_stream(container, src), mode)
+
+
+def cadence_cuts(src: Path, fields: interlace.Interlace) -> Callable[[int], bool]:
+    """Which frames a piece of ``src`` may begin with, as far as its cadence goes: any, unless it is
+    inverse telecined; then those :meth:`cadence.CadenceScan.clean_cut` allows, from a scan of every
+    frame (the one that found the film may have looked at windows)."""
+    if not fields.ivtc or fields.telecine is None:
+        return lambda index: True
+    with open_input(src) as container:
+        index = video_stream(container, src).index
+    scanned = cadence.scan(src, index, cadence.ScanOptions(full_seconds=math.inf))
+    cycle_start = fields.telecine.cycle_start
+    return lambda frame: scanned.clean_cut(frame, cycle_start)
+
+
+def _piece_tags(fields: interlace.Interlace | None, first_frame: int) -> dict[str, str]:
+    """The tags that tell a piece beginning at ``first_frame`` what the whole file's fields are."""
+    if fields is None:
+        return {}
+    tags = {interlace.VERDICT_TAG: fields.detected}
+    if fields.ivtc and fields.telecine is not None:
+        tags[interlace.CADENCE_TAG] = fields.telecine.tag(first_frame)
+    return tags
 
 
 def whole_pictures(src: Path, packets: int = _PROBE_PACKETS) -> bool:
@@ -154,8 +200,7 @@ def split(src: Path, segment_plan: SegmentPlan) -> None:
         bounds.append((start, start + s.packets))
         start += s.packets
     # The fields are judged once, on the whole file, and each piece told (see interlace.VERDICT_TAG).
-    with open_input(src) as container:
-        verdict = interlace.detect(src, video_stream(container, src), "auto").detected
+    fields = segment_plan.fields or whole_file_fields(src)
     with open_input(src) as container:
         video = video_stream(container, src)
         time_base = fraction(video.time_base)
@@ -178,7 +223,7 @@ def split(src: Path, segment_plan: SegmentPlan) -> None:
                     out = av.open(str(temp), "w", format=PIECE_FORMAT)
                     stream = out.add_stream_from_template(video)
                     stream.time_base = time_base
-                    stream.metadata[interlace.VERDICT_TAG] = verdict
+                    stream.metadata.update(_piece_tags(fields, seg.first_frame))
                     current = (seg, out, stream, temp)
                 offset = piece_offset(time_base)
                 packet.pts = None if packet.pts is None else packet.pts + offset
@@ -277,7 +322,8 @@ def _offset_seconds(time_base: Fraction) -> Fraction:
 def _piece_times(outputs: list[Path], time_base: Fraction) -> tuple[list[int], int, Fraction]:
     """Presentation times of every video packet of the pieces, in decode order; the largest reorder
     delay an encoder declared (B-frame pyramid depth); and the clock they are counted in: the input's,
-    or half of it where the pieces hold one picture per field (the second fields fall midway)."""
+    or half of it where the pieces hold one picture per field (the second fields fall midway), or the
+    finer one inverse telecine's film frames need."""
     seconds: list[Fraction] = []
     delay = 0
     offset = _offset_seconds(time_base)
@@ -290,7 +336,10 @@ def _piece_times(outputs: list[Path], time_base: Fraction) -> tuple[list[int], i
                     if packet.pts is None:
                         raise OutputError(f"cannot join {path}: a packet has no timestamp")
                     seconds.append(packet.pts * stream.time_base - offset)
-    for clock in (time_base, time_base / 2):
+    # Inverse telecine times film frames in a finer clock than the input's (a quarter frame interval):
+    # the coarsest clock holding every piece timestamp exactly.
+    finest = Fraction(1, math.lcm(*(Fraction(t).denominator for t in seconds))) if seconds else time_base
+    for clock in (time_base, time_base / 2, finest):
         ticks = [t / clock for t in seconds]
         if all(t.denominator == 1 for t in ticks):
             return [int(t) for t in ticks], delay, clock

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsr.batch.options import RuntimeSettings, UpscaleSettings
+from vidsr.batch.report import fields_record
 from vidsr.batch.signals import STOP_SIGNALS, Abort
 from vidsr.errors import VidsrError
 from vidsr.media.sink import output_error
@@ -70,6 +71,7 @@ class TaskResult:
     interrupted: bool = False
     warnings: tuple[str, ...] = ()
     worker: str = ""
+    fields: dict[str, Any] | None = None  # the verdict on the input's fields and rates (report.fields_record)
 
 
 def interrupted_result(key: str, worker: str = "") -> TaskResult:
@@ -280,6 +282,7 @@ def _run(task: Task, spec: WorkerSpec, started: float) -> TaskResult:
         seconds=summary.seconds,
         warnings=tuple(summary.warnings),
         worker=STATE.name,
+        fields=fields_record(summary.interlace, summary.frame_rate_in, summary.frame_rate_out),
     )
 
 
