@@ -275,6 +275,32 @@ def test_cuda_planes_upload_through_copy_stream():
             assert np.abs(pa.astype(int) - pb.astype(int)).max() <= 2
 
 
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_pipeline_through_pooled_buffers_matches_the_cpu(tmp_path):
+    """The whole video path on CUDA (uploads from pooled pinned buffers on the copy stream, downloads
+    on their own stream, waited for by the encode thread) gives the CPU's frames, and the pools stop
+    growing once the pipeline is full."""
+    from conftest import decoded, make_clip
+
+    from vidsr.media.sink import EncodeOptions
+    from vidsr.video import upscale_video
+
+    clip = make_clip(tmp_path / "c.mkv", frames=40, size=(96, 64), codec="ffv1", pix_fmt="yuv420p")
+    outs = {}
+    for backend in ("torch-cuda", "torch-cpu"):
+        up = Upscaler(loaded=random_model(), scale=2, backend=backend, precision="fp32")
+        out = tmp_path / f"{backend}.mkv"
+        lossless = EncodeOptions(lossless=True)
+        upscale_video(clip, out, upscaler=up, progress=False, batch_size=4, hwdec="none", encode=lossless)
+        outs[backend] = [f.to_ndarray(format="gray").astype(int) for f in decoded(out)]
+        if backend == "torch-cuda":
+            assert up._buffers.allocated <= 3 * 6  # 3 planes x (uploads + downloads in flight), not x 10 batches
+    assert len(outs["torch-cuda"]) == len(outs["torch-cpu"]) == 40
+    for a, b in zip(outs["torch-cuda"], outs["torch-cpu"], strict=True):
+        assert np.abs(a - b).max() <= 1
+
+
 # -- hardware video --------------------------------------------------------------------------
 def test_hwdec_choices():
     from vidsr.backends.hwvideo import decode_hwaccel
@@ -353,7 +379,9 @@ def _pyproject() -> dict:
 
 def test_tensorrt_extra_has_what_the_onnx_export_imports():
     """torch.onnx.export(dynamo=True) imports onnxscript and onnx: `pip install vidsr[tensorrt]` must bring them."""
-    names = {re.split(r"[<>=!~\[ ]", req)[0] for req in _pyproject()["project"]["optional-dependencies"]["tensorrt"]}
+    project = _pyproject()["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["tensorrt"]
+    names = {re.split(r"[<>=!~\[ ]", req)[0] for req in wanted}
     assert {"onnx", "onnxscript", "tensorrt"} <= names
 
 
@@ -363,9 +391,10 @@ def test_tensorrt_extra_allows_10_and_11_only():
     assert spec.replace(" ", "") == "tensorrt>=10,<12"
 
 
-def test_pyav_18_is_required():
+def test_pyav_18_1_is_required():
+    """18: NVDEC frames keep their colour tags; 18.1: the codec context's field_order (interlace)."""
     (spec,) = [r for r in _pyproject()["project"]["dependencies"] if re.match(r"av\b", r)]
-    assert spec.replace(" ", "") == "av>=18"
+    assert spec.replace(" ", "") == "av>=18.1"
 
 
 def test_export_without_onnxscript_says_what_to_install(monkeypatch, tmp_path):

@@ -9,8 +9,9 @@
 Frames arrive as uint8 planes and leave as uint8 planes (uint16 for 10- and 12-bit
 video, :mod:`vidsr.media.depth`); everything between (upload, conversion, model,
 quantisation) runs on the backend's device, so a GPU receives and returns code
-values, not floats.  On CUDA the planes travel from pinned host
-memory on a copy stream, so the transfer runs beside the compute of other work.
+values, not floats.  On CUDA the planes travel from pooled pinned host memory on a copy
+stream (:meth:`Upscaler.upload`), and come back through pooled pinned buffers on a copy the
+encode thread waits for (:meth:`Upscaler.download`), so both transfers run beside compute.
 
 Around the backend call (:meth:`Upscaler.run_model`) sit two safety nets: frames over
 the pixel budget go through seamless tiles (:mod:`vidsr.tiling`), and a reduced
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from vidsr.backends import Backend, BackendOptions, create_backend, precision_of
 from vidsr.colour import BT601_STUDIO, YCbCrFormat, planes_to_rgb8, rgb8_to_planes, rgb_to_ycbcr, ycbcr_to_rgb
 from vidsr.errors import InputError
+from vidsr.hostbuffers import BufferPool, HostBatch
 from vidsr.media.depth import EIGHT_BIT, SampleDepth, quantise, to_float, to_numpy, to_torch
 from vidsr.models import LoadedModel, build_model
 from vidsr.resample import can_resize_uint8, from_uint8, resize, resize_uint8, to_uint8
@@ -58,19 +60,8 @@ class PlaneBatch:
         return cls(*planes)
 
     def frames(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        y, cb, cr = (to_numpy(p) for p in _to_host(self.y, self.cb, self.cr))
-        return [(y[i], cb[i], cr[i]) for i in range(len(y))]
-
-
-def _to_host(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    """CPU copies; from a GPU through pinned buffers, which copy at full PCIe speed."""
-    if not tensors or tensors[0].device.type != "cuda":
-        return [t.cpu() for t in tensors]
-    host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
-    for h, t in zip(host, tensors, strict=True):
-        h.copy_(t, non_blocking=True)
-    torch.cuda.current_stream(tensors[0].device).synchronize()
-    return host
+        """The planes in host memory, one tuple per frame (waits for a GPU's copy)."""
+        return HostBatch((self.y, self.cb, self.cr)).frames()
 
 
 @dataclass(frozen=True)
@@ -119,7 +110,7 @@ class Upscaler:
         backend: str = "auto",
         tile_pixels: int | None = None,
         tile_overlap: int | None = None,
-        compile: bool = True,
+        compile: bool = False,
         engine_dir: str | Path | None = None,
         threads: int | None = None,
         loaded: LoadedModel | None = None,
@@ -148,7 +139,9 @@ class Upscaler:
         )
         self.warnings: list[str] = []
         self._checked = False
-        self._copy_stream: torch.cuda.Stream | None = None
+        self._copy_stream: torch.cuda.Stream | None = None  # uploads
+        self._download_stream: torch.cuda.Stream | None = None  # downloads, beside the next batch's compute
+        self._buffers = BufferPool(pin=self.device.type == "cuda")
 
     @property
     def spec(self):
@@ -296,6 +289,31 @@ class Upscaler:
             out_y = _fit(self.run_model(y), g.height, g.width)
             out_c = resize(chroma, (g.chroma_height, g.chroma_width), self._chroma_kernel())
         return out_y, out_c
+
+    def upload(self, frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> PlaneBatch:
+        """Frames' planes as one batch on the device.  On CUDA each plane is stacked straight into a
+        pooled pinned buffer and copied on the copy stream; the buffer is reused once that copy ran."""
+        if self.device.type != "cuda":
+            return PlaneBatch.stack(frames)
+        host = []
+        for planes in zip(*frames, strict=True):
+            dtype = torch.int16 if planes[0].dtype == np.uint16 else torch.uint8  # uint16 codes ride as int16
+            buffer = self._buffers.take((len(planes), *planes[0].shape), dtype)
+            np.stack(planes, out=to_numpy(buffer))
+            host.append(buffer)
+        on_device = PlaneBatch(*self._upload(PlaneBatch(*host)))
+        copied = torch.cuda.Event()
+        copied.record(self._copy_stream)
+        for buffer in host:
+            self._buffers.give(buffer, after=copied)
+        return on_device
+
+    def download(self, batch: PlaneBatch) -> HostBatch:
+        """``batch`` on its way to host memory: queued now, waited for by whoever calls ``frames()``
+        (the pipeline's encode thread), which then ``release()``s the pooled buffers."""
+        if self.device.type == "cuda" and self._download_stream is None:
+            self._download_stream = torch.cuda.Stream(self.device)
+        return HostBatch((batch.y, batch.cb, batch.cr), self._buffers, self._download_stream)
 
     def _upload(self, batch: PlaneBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The uint8 planes on the device.  On CUDA: on a copy stream, from pinned memory when given."""

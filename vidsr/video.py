@@ -14,6 +14,7 @@ import numpy as np
 from vidsr.backends import precision_of
 from vidsr.backends.hwvideo import check_encoder, decode_hwaccel
 from vidsr.errors import InputError, OutputError
+from vidsr.hostbuffers import HostBatch
 from vidsr.media import encoders
 from vidsr.media.depth import SampleDepth
 from vidsr.media.interlace import Interlace
@@ -30,7 +31,8 @@ from vidsr.media.source import DecodedFrame, VideoSource
 from vidsr.media.tags import RANGE_FULL, ycbcr_format
 from vidsr.pipeline import Pipeline
 from vidsr.progress import progress_bar
-from vidsr.upscaler import PlaneBatch, Upscaler, output_geometry
+from vidsr.stages import StageClock
+from vidsr.upscaler import Upscaler, output_geometry
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,11 @@ class UpscaleSummary:
     # input (inverse telecine: 29.97 -> 23.976; field rate: twice the input's).
     frame_rate_in: float | None = None
     frame_rate_out: float | None = None
+    # Start-up (the run's start, or the process's from the CLI, to the first frame written) apart from
+    # the steady state (frames a second after the first batch), and seconds per stage (vidsr.stages).
+    startup_s: float | None = None
+    steady_fps: float | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,23 +118,27 @@ def upscale_video(
     backend: str = "auto",
     batch_size: int | None = None,
     tile_pixels: int | None = None,
-    hwdec: str = "none",
+    hwdec: str = "auto",
     encode: EncodeOptions | None = None,
     overwrite: bool = False,
     progress: bool = True,
     upscaler: Upscaler | None = None,
     on_frames: Callable[[int], None] | None = None,
     before_commit: Callable[[], None] | None = None,
+    started: float | None = None,
 ) -> UpscaleSummary:
     """Upscale every frame of ``src`` into ``dst`` (default ``<stem>.x<scale><ext>``).
 
     Sound, subtitles and data are copied; timestamps and colour tags are kept.  ``hwdec``
-    (none, auto, cuda) decodes with NVDEC; ``tile_pixels`` bounds the frame size per model call.  The
+    (none, auto, cuda) decodes with NVDEC (auto: where the model runs on CUDA and FFmpeg has NVDEC,
+    measured twice as fast end to end on the first H200 run); ``tile_pixels`` bounds the frame size per model call.  The
     output appears under its final name only once complete.  Pass ``upscaler`` to
     reuse a loaded model across files, ``on_frames(n)`` to hear of frames as they are written,
     ``before_commit()`` to hear that the complete output is about to take its final name (a batch
-    worker stops turning a stop request into an interruption there: the file is done).
+    worker stops turning a stop request into an interruption there: the file is done).  ``started``:
+    the :func:`time.perf_counter` time the summary's ``startup_s`` counts from (default: this call).
     """
+    clock = StageClock(started=time.perf_counter() if started is None else started)
     src = Path(src)
     up = upscaler or Upscaler(
         model, scale, weights=weights, device=device, precision=precision, backend=backend, tile_pixels=tile_pixels
@@ -143,7 +154,8 @@ def upscale_video(
     if not final.suffix:
         raise OutputError(unknown_container(final))
     source_options = {"deinterlace": encode.deinterlace, "field_rate": encode.field_rate}
-    with VideoSource(src, hwaccel=decode_hwaccel(hwdec), **source_options) as source:
+    hwaccel = decode_hwaccel("none" if hwdec == "auto" and up.device.type != "cuda" else hwdec)
+    with VideoSource(src, hwaccel=hwaccel, clock=clock, **source_options) as source:
         check_output_path(final, src, overwrite=overwrite)
         for note in remove_stale_partials(final):
             log.warning(note)
@@ -164,14 +176,17 @@ def upscale_video(
         fmt = ycbcr_format(source.tags)
         spec = VideoSpec(geometry.width, geometry.height, source.time_base, source.frame_rate, source.tags)
         batch = batch_size or (8 if up.device.type == "cuda" else 2)
-        pin = up.device.type == "cuda"
+        clock.batch = batch
 
-        def process(frames: list[DecodedFrame]):
-            planes = PlaneBatch.stack([f.planes for f in frames], pin=pin)
-            return up.upscale_planes(planes, fmt, fmt, geometry, **depths).frames()
+        def process(frames: list[DecodedFrame]) -> HostBatch:
+            with clock.stage("upload"):
+                planes = up.upload([f.planes for f in frames])
+            with clock.stage("model"):
+                out = up.upscale_planes(planes, fmt, fmt, geometry, **depths)
+            return up.download(out)  # waited for in the encode thread (the pipeline's "download")
 
-        sink = VideoSink(final, encode, spec, source.passthrough, source.metadata)
-        started = time.perf_counter()
+        sink = VideoSink(final, encode, spec, source.passthrough, source.metadata, clock=clock)
+        began = time.perf_counter()
         try:
             with progress_bar(total=source.frames_estimate, desc=src.name, enabled=progress) as bar:
 
@@ -187,6 +202,7 @@ def upscale_video(
                     sink.write_packet,
                     batch_size=batch,
                     on_frames=written,
+                    clock=clock,
                 ).run()
             sink.finish()
             if sink.report.frames != source.frames_decoded:
@@ -197,7 +213,7 @@ def upscale_video(
         except BaseException:
             sink.abort()
             raise
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - began
     if source.corrupt_packets:
         warnings.append(f"{src.name}: {source.corrupt_packets} damaged packets could not be decoded and were skipped")
     if source.damaged_frames:
@@ -222,6 +238,9 @@ def upscale_video(
         interlace=source.interlace.describe(),
         frame_rate_in=round(float(source.input_frame_rate), 3),
         frame_rate_out=round(float(source.frame_rate), 3),
+        startup_s=None if clock.startup_s is None else round(clock.startup_s, 3),
+        steady_fps=None if clock.steady_fps is None else round(clock.steady_fps, 2),
+        stage_seconds=clock.report(),
     )
 
 

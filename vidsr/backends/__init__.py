@@ -62,7 +62,7 @@ class BackendOptions:
     backend: str = "auto"
     device: str = "auto"
     precision: str = "auto"
-    compile: bool = True
+    compile: bool = False  # measured not to pay on the first H200 run (vidsr.backends.torch_cuda)
     cuda_graphs: bool = True
     engine_dir: str | Path | None = None
     threads: int | None = None  # openvino and onnxruntime threads (None: torch.get_num_threads())
@@ -146,7 +146,9 @@ def _torch_cuda(loaded: LoadedModel, device: torch.device, options: BackendOptio
     from vidsr.backends.torch_cuda import TorchCudaBackend
 
     dtype = resolve_dtype(options.precision, device, loaded.spec.fp16_safe)
-    return TorchCudaBackend(loaded, device, dtype, compile=options.compile, cuda_graphs=options.cuda_graphs)
+    return TorchCudaBackend(
+        loaded, device, dtype, compile=options.compile, cuda_graphs=options.cuda_graphs, engine_dir=options.engine_dir
+    )
 
 
 def _tensorrt(loaded: LoadedModel, device: torch.device, options: BackendOptions) -> Backend:

@@ -26,8 +26,10 @@ the device, stream and graph handling can be driven and checked on a CPU with a 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,6 +39,7 @@ from vidsr.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 MAX_GRAPHS = 8  # distinct input shapes kept as graphs; beyond this, run eagerly (odd shapes)
 WARMUP_RUNS = 3  # cuDNN autotuning and compile happen here, not inside the capture
 CAPTURE_ERROR_MODE = "thread_local"  # other threads (decode, upload) may use CUDA during a capture
@@ -95,22 +98,39 @@ def use_device(device: str | None) -> None:
         torch.cuda.set_device(torch.device(device))
 
 
-def prepare_module(loaded: LoadedModel, compile: bool) -> tuple[Callable[[torch.Tensor], torch.Tensor], bool]:
+def prepare_module(
+    loaded: LoadedModel, compile: bool, engine_dir: str | Path | None = None
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], bool]:
     """The module to call and whether it is compiled.
 
-    Only learned models are compiled: the interpolation baselines are Python loops over taps
-    (:mod:`vidsr.resample`) that Dynamo unrolls, measured at 14 s for one 48x80 shape on the CPU
-    and linear in the frame size, for a model that is a handful of kernels anyway.
+    Compiling is asked for (``--compile``), not the default: on the first H200 run max-autotune
+    took 10-20 s for every new input shape, inside the timed run, and in every ESPCN listing the
+    plain cuDNN convolution won, so it bought nothing there; cuDNN's own autotuning
+    (``cudnn.benchmark``) and one CUDA graph per shape stay.  Only learned models are compiled: the
+    interpolation baselines are Python loops over taps (:mod:`vidsr.resample`) that Dynamo
+    unrolls, measured at 14 s for one 48x80 shape on the CPU.  What is compiled is cached on disk
+    beside the TensorRT engines (:func:`compile_cache_dir`), so the next run, and every batch
+    worker, reuses it.
     """
     module = loaded.module
     if not compile or not loaded.spec.learned:
         return module, False
+    os.environ.setdefault(INDUCTOR_CACHE_ENV, str(compile_cache_dir(engine_dir)))
     try:
         # CUDA graphs are ours (GraphRunner), so compile without its own cudagraph trees.
         return torch.compile(module, mode="max-autotune-no-cudagraphs", dynamic=False), True
     except Exception as exc:  # no Triton, unsupported platform: eager
         log.warning("torch.compile unavailable (%s); running eager", exc)
         return module, False
+
+
+def compile_cache_dir(engine_dir: str | Path | None = None) -> Path:
+    """Where Inductor keeps compiled kernels and autotuning results: ``inductor/`` in the engine dir
+    (an explicit ``TORCHINDUCTOR_CACHE_DIR`` wins).  Valid for one PyTorch, Triton and GPU, which
+    Inductor's own keys check."""
+    from vidsr.backends.engine_cache import default_engine_dir
+
+    return Path(engine_dir or default_engine_dir()) / "inductor"
 
 
 @dataclass
@@ -196,9 +216,10 @@ class TorchCudaBackend:
         device: torch.device,
         dtype: torch.dtype,
         *,
-        compile: bool = True,
+        compile: bool = False,
         cuda_graphs: bool = True,
         cuda: TorchCuda = TORCH_CUDA,
+        engine_dir: str | Path | None = None,
     ) -> None:
         if device.type != "cuda":
             raise BackendError(f"torch-cuda needs a CUDA device, not {device}")
@@ -209,7 +230,7 @@ class TorchCudaBackend:
         where = cuda.tensor_device(device)
         loaded.module.to(device=where, dtype=dtype).to(memory_format=torch.channels_last)
         self.eager = loaded.module
-        self.module, self.compiled = prepare_module(loaded, compile)
+        self.module, self.compiled = prepare_module(loaded, compile, engine_dir)
         self.graphs = GraphRunner(self._forward, device, cuda=cuda) if cuda_graphs else None
         self._where = where
 

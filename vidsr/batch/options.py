@@ -49,9 +49,9 @@ class RuntimeSettings:
     batch_size: int | None = None
     threads: int | None = None  # torch CPU threads per worker; None: the machine's cores / workers
     tile_pixels: int | None = None  # see Upscaler: None about one 1080p frame, 0 never
-    compile: bool = True
+    compile: bool = False
     engine_dir: str | None = None
-    hwdec: str = "none"
+    hwdec: str = "auto"
 
 
 @dataclass(frozen=True)

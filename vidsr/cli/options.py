@@ -43,7 +43,13 @@ _MODEL_OPTIONS = (
         type=click.IntRange(min=0),
         help="Frames with more input pixels go through seamless tiles [about one 1080p frame]; 0: never.",
     ),
-    click.option("--no-compile", "no_compile", is_flag=True, help="torch-cuda: skip torch.compile (faster start)."),
+    click.option(
+        "--compile/--no-compile",
+        default=False,
+        show_default=True,
+        help="torch-cuda: torch.compile (max-autotune) the model. Off: on an H200 it cost 10-20 s a shape "
+        "and plain cuDNN won every ESPCN autotune; compiled code is cached in the engine dir.",
+    ),
     click.option(
         "--engine-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -56,9 +62,9 @@ _ENCODE_OPTIONS = (
     click.option(
         "--hwdec",
         type=click.Choice(["none", "auto", "cuda"]),
-        default="none",
+        default="auto",
         show_default=True,
-        help="Decode on the GPU with NVDEC (auto: where FFmpeg and the GPU allow).",
+        help="Decode on the GPU with NVDEC (auto: where the model runs on CUDA and FFmpeg has NVDEC).",
     ),
     click.option("--codec", help="Video encoder: libx264, libx265, ffv1, h264_nvenc... [libx264; mpeg4 for .avi]."),
     click.option("--crf", type=click.IntRange(0, 63), help="Constant rate factor (mpeg4: quantiser) [encoder's]."),
@@ -97,7 +103,7 @@ def _apply(options: tuple[Callable[..., Any], ...], fn: Callable[..., Any]) -> C
 @dataclass(frozen=True)
 class ModelChoice:
     """What --model --scale --weights --device --precision --backend --batch --tile-pixels
-    --no-compile --engine-dir asked for, as one value."""
+    --compile --engine-dir asked for, as one value."""
 
     model: str
     scale: int
@@ -132,14 +138,14 @@ _MODEL_NAMES = ("model", "scale", "weights", "device", "precision", "backend", "
 
 
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--model --scale --weights --device --precision --backend --batch --tile-pixels --no-compile --engine-dir.
+    """--model --scale --weights --device --precision --backend --batch --tile-pixels --compile --engine-dir.
 
     The command receives them as one ``choice`` (a :class:`ModelChoice`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name in _MODEL_NAMES}
-        choice = ModelChoice(**values, compile=not kwargs.pop("no_compile"), engine_dir=kwargs.pop("engine_dir"))
+        choice = ModelChoice(**values, compile=kwargs.pop("compile"), engine_dir=kwargs.pop("engine_dir"))
         return fn(*args, choice=choice, **kwargs)
 
     return _apply(_MODEL_OPTIONS, wrapper)

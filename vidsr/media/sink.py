@@ -28,6 +28,7 @@ from vidsr.media.encoders import DEFAULT_CODECS, EncodeOptions  # noqa: F401  (r
 from vidsr.media.passthrough import Passthrough
 from vidsr.media.source import Planes, plane_view
 from vidsr.media.tags import ColourTags
+from vidsr.stages import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,12 @@ class VideoSink:
         video: VideoSpec,
         passthrough: list,
         meta: metadata.Metadata | None = None,
+        *,
+        clock: StageClock | None = None,
     ) -> None:
+        """``clock``: where the time spent building encoder frames and encoding goes (:mod:`vidsr.stages`)."""
         self.final = final
+        self.clock = clock or StageClock()
         self.metadata = meta or metadata.Metadata()
         self.temp = temporary_path(final)
         # pix_fmt None (auto) is resolved against the input by upscale_video; alone, the sink writes 8-bit 4:2:0.
@@ -250,9 +255,10 @@ class VideoSink:
     # -- writing -------------------------------------------------------------------------
     def write_frame(self, planes: Planes, pts: int) -> None:
         """Encode one frame; ``pts`` is in the input's time base."""
-        frame = av.VideoFrame(self.spec.width, self.spec.height, self.encode_options.pix_fmt)
-        for plane, data in zip(frame.planes, planes, strict=True):
-            plane_view(plane, data.dtype)[...] = data
+        with self.clock.stage("frames"):
+            frame = av.VideoFrame(self.spec.width, self.spec.height, self.encode_options.pix_fmt)
+            for plane, data in zip(frame.planes, planes, strict=True):
+                plane_view(plane, data.dtype)[...] = data
         if self.time_base != self.spec.time_base:
             pts = round(pts * self.spec.time_base / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
@@ -264,7 +270,7 @@ class VideoSink:
         frame.time_base = self.time_base
         tags = self.spec.tags
         frame.colorspace, frame.color_range = tags.colorspace, tags.color_range
-        with self._io:
+        with self._io, self.clock.stage("encode"):
             self._check_open()
             self._mux(self.stream.encode(frame))
         self.report.frames += 1

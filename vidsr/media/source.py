@@ -33,6 +33,7 @@ from vidsr.media.depth import planar_format, storage_bits
 from vidsr.media.inputs import open_input, truncation, video_stream
 from vidsr.media.pyav import fraction
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
+from vidsr.stages import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +199,13 @@ class VideoSource:
         hwaccel: av.codec.hwaccel.HWAccel | None = None,
         deinterlace: str = "off",
         field_rate: bool = False,
+        clock: StageClock | None = None,
     ) -> None:
         """``deinterlace``: auto (detect; deinterlace what is interlaced, inverse telecine film), on, off,
-        ivtc (see :mod:`.interlace`); ``field_rate``: one frame per field."""
+        ivtc (see :mod:`.interlace`); ``field_rate``: one frame per field; ``clock``: where decoding
+        and plane extraction time goes (:mod:`vidsr.stages`)."""
         self.path = Path(path)
+        self.clock = clock or StageClock()
         self._io = threading.Lock()  # held by whoever touches the container (see the module docstring)
         self._closing = threading.Event()
         self._closed = False
@@ -317,7 +321,8 @@ class VideoSource:
                 if packet.size and packet.pts is not None:
                     end = packet.pts + (packet.duration or 0)
                     self._video_end = end if self._video_end is None else max(self._video_end, end)
-                return self._decode(packet)  # a flush packet (size 0) drains the decoder
+                with self.clock.stage("decode"):
+                    return self._decode(packet)  # a flush packet (size 0) drains the decoder
             return [packet] if packet.size else []
 
     def _next_raw(self) -> Iterator[av.Packet | av.VideoFrame]:
@@ -357,7 +362,9 @@ class VideoSource:
             if isinstance(item, av.VideoFrame):
                 self.frames_decoded += 1
                 self.damaged_frames += item.is_corrupt
-                ready = list(retimer.push(index, item.pts, self._convert(item) if convert else None))
+                with self.clock.stage("planes"):
+                    planes = self._convert(item) if convert else None
+                ready = list(retimer.push(index, item.pts, planes))
                 index += 1
                 yield from ready
                 if ready and held:
