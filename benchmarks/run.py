@@ -404,7 +404,14 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
         f"* {where if gpu else 'no GPU'}",
         "",
     ]
-    if not gpu:
+    gpu_run = payload.get("gpu")
+    if gpu_run:
+        lines += [
+            f"GPU figures: the GPU section below, measured on {gpu_run['machine'].get('gpu') or 'no GPU'} on "
+            f"{gpu_run['date_utc']} UTC (`benchmarks/gpu_bench.py`, run by `make gpu-check`).",
+            "",
+        ]
+    elif not gpu:
         lines += [
             "**GPU figures are still to be measured.** This table is the CPU run only: no CUDA GPU and no",
             "TensorRT were available where it ran. Targets for the GPU run (same command with `--frames 120`):",
@@ -424,8 +431,12 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
         "  layer sizes) in place of vidsr; `/ opencv` is a pipeline row's fps over it.",
         "* `pipeline`: vidsr, per backend available. `model-only fps` is the backend alone on a batch",
         "  already on the device (no decode, no encode, no colour conversion).",
-        "* `/ io_ceiling` and `/ naive`: end-to-end fps of the row divided by those rows' fps",
-        "  (same input and scale; same model for naive).",
+        "* `steady fps`: frames a second after the first batch; `startup s`: from the row's start (before its",
+        "  upscaler is built) to its first frame written; `bound by`: the pipeline stage with the most seconds",
+        "  and its share of the row's wall time (the stages overlap in threads). Rows measured before these",
+        "  columns existed show `–`.",
+        "* `/ io_ceiling` and `/ naive`: the row's steady fps divided by those rows' steady fps where both",
+        "  have one, else end-to-end fps (same input and scale; same model for naive).",
         "* model `espcn:paper` runs the named weights set; plain `espcn` its default set. weights: the shipped",
         "  set that ran (`(default)`: what `vidsr upscale` picks); `random` = randomly initialised weights of",
         "  the same architecture where none ship (speed does not depend on weight values).",
@@ -436,7 +447,13 @@ def render(payload: dict, rows: list[BenchRow]) -> str:
     ]
     if payload["skipped"]:
         lines.append(f"* Not run on this CPU (about a minute per frame or more): {', '.join(payload['skipped'])}.")
-    lines += ["", "## Results", "", markdown_table(rows), ""]
+    lines.append("")
+    if gpu_run:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import gpu_bench  # benchmarks/gpu_bench.py, beside this file
+
+        lines += gpu_bench.render_gpu(gpu_run)
+    lines += ["## Results" + (" (the CPU run)" if gpu_run else ""), "", markdown_table(rows), ""]
     if payload.get("cpu_tables"):
         lines += render_cpu_tables(payload["cpu_tables"], m)
     if not gpu:

@@ -234,3 +234,157 @@ def test_opencv_peer_that_cannot_read_its_model_skips_with_the_reason(tmp_path, 
     sr, why = opencv_espcn(2)
     assert sr is None
     assert why.startswith("OpenCV 5.1.0 cannot read ESPCN_x2.pb: ") and "has_graph" in why
+
+
+# -- start-up, steady state and what bounds a row ---------------------------------------------
+def test_ratios_use_steady_fps_where_both_rows_have_it():
+    ceiling = row("io_ceiling", 100.0, "none")
+    ceiling.steady_fps = 120.0
+    naive = row("naive", 5.0)  # no steady figure: end-to-end on both sides
+    pipeline = row("pipeline", 50.0)
+    pipeline.steady_fps = 108.0
+    rows = [ceiling, naive, pipeline]
+    add_ratios(rows)
+    assert pipeline.ratio_vs_io_ceiling == 0.9  # 108 / 120, not 50 / 100
+    assert pipeline.ratio_vs_naive == 10.0  # 50 / 5: naive has no steady fps
+    naive.steady_fps = 6.0
+    add_ratios(rows)
+    assert pipeline.ratio_vs_naive == 18.0  # 108 / 6
+
+
+def test_bound_by_names_the_stage_with_the_most_seconds():
+    from vidsr.bench import bound_by
+
+    r = row("io_ceiling", 10.0, "none")  # 10 frames in 1 s
+    assert bound_by(r) == ""  # rows from before stage timing
+    r.stage_seconds = {"decode": 0.2, "model": 0.05, "encode": 0.92, "frames": 0.1}
+    assert bound_by(r) == "encode 92%"
+
+
+def test_table_shows_steady_startup_and_bound_by():
+    r = row("pipeline", 50.0)
+    r.steady_fps, r.startup_s, r.stage_seconds = 61.5, 1.25, {"decode": 0.05, "download": 0.15}
+    head, _, line = markdown_table([r]).splitlines()
+    titles = [c.strip() for c in head.strip("|").split("|")]
+    cells = dict(zip(titles, (c.strip() for c in line.strip("|").split("|")), strict=True))
+    assert (cells["end-to-end fps"], cells["steady fps"], cells["startup s"]) == ("50.0", "61.5", "1.25")
+    assert cells["bound by"] == "download 75%"  # 0.15 s of the row's 0.2
+
+
+def test_row_fields_come_from_the_run_summary(tmp_path, monkeypatch):
+    """io_ceiling, bicubic and pipeline rows carry their UpscaleSummary's start-up, steady fps and stage
+    seconds; the pipeline's start-up counts from before its upscaler was built."""
+    import types
+
+    import vidsr.bench as bench
+
+    clip = make_clip(tmp_path / "c.mp4", frames=3, size=(32, 24))
+    calls = []
+
+    def fake_upscale_video(src, dst, *, upscaler, started=None, **kw):
+        calls.append((upscaler.backend.name, started))
+        stages = {"decode": 0.01, "model": 0.5, "encode": 0.02}
+        return types.SimpleNamespace(frames_out=3, seconds=1.0, startup_s=0.75, steady_fps=4.5, stage_seconds=stages)
+
+    monkeypatch.setattr(bench, "upscale_video", fake_upscale_video)
+    cfg = BenchConfig(models=("espcn",), scales=(2,), device="cpu", backends=("torch-cpu",), model_iters=1)
+    rows = bench_input(clip, cfg, out_dir=tmp_path / "work", stages=("io_ceiling", "bicubic", "pipeline"))
+    assert [r.stage for r in rows] == ["io_ceiling", "bicubic", "pipeline"]
+    for r in rows:
+        assert (r.startup_s, r.steady_fps, r.fps) == (0.75, 4.5, 3.0)
+        assert r.stage_seconds == {"decode": 0.01, "model": 0.5, "encode": 0.02}
+    assert calls[0] == ("none", None)  # io_ceiling: no upscaler to build
+    assert all(started is not None for _, started in calls[1:])
+    assert rows[2].ratio_vs_io_ceiling == 1.0  # steady against steady
+
+
+def test_real_rows_time_every_stage_and_the_naive_loop(tmp_path):
+    from vidsr.bench import BenchRunner, RowSpec
+    from vidsr.stages import STAGES as PIPELINE_STAGES
+
+    clip = make_clip(tmp_path / "c.mp4", frames=6, size=(32, 24))
+    cfg = BenchConfig(models=("espcn",), scales=(2,), device="cpu", model_iters=1)
+    runner = BenchRunner(clip, cfg, out_dir=tmp_path / "work")
+    io = runner.run(RowSpec("io_ceiling", 2))
+    assert set(io.stage_seconds) == set(PIPELINE_STAGES) and io.stage_seconds["encode"] > 0
+    assert io.startup_s > 0 and io.steady_fps > 0  # batch 2 of 6 frames: a steady state to measure
+    naive = runner.run(RowSpec("naive", 2, "espcn", max_frames=4))
+    assert naive.frames == 4 and naive.note == "; the first 4 frames"
+    assert naive.startup_s > 0 and naive.steady_fps > 0 and naive.stage_seconds is None
+    whole = runner.run(RowSpec("naive", 2, "espcn"))
+    assert whole.frames == 6 and whole.note == ""
+
+
+def test_cli_bench_table_has_the_new_columns(tmp_path):
+    from vidsr.cli.main import cli
+
+    clip = make_clip(tmp_path / "c.mp4", frames=4, size=(32, 24))
+    args = ["bench", str(clip), "--models", "espcn", "-s", "2", "--device", "cpu", "--stages", "io_ceiling"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    head, _, line = [x for x in result.stdout.splitlines() if x.startswith("|")]
+    assert "| steady fps | startup s | bound by |" in head
+    assert line.startswith("| io_ceiling | c.mp4 (32x24) | none | 2 |")
+
+
+# -- what the GPU plan measures beside its rows (vidsr.bench_gpu) -----------------------------
+def test_encoder_alone_per_preset_and_threading(tmp_path):
+    from vidsr.bench_gpu import EncoderSetting, encode_rows, encoder_settings, repeated_frames
+
+    clip = make_clip(tmp_path / "c.mp4", frames=5, size=(34, 24))
+    frames = repeated_frames(clip, 2, 4)
+    assert len(frames) == 4 and (frames[0].width, frames[0].height) == (68, 48)
+    assert frames[0].format.name == "yuv420p"
+    settings = encoder_settings(cores=3)
+    assert [(s.preset, s.thread_type, s.threads) for s in settings[:3]] == [
+        ("veryfast", "SLICE", 0),  # PyAV's default: what the pipeline's encoder runs
+        ("veryfast", "FRAME", 0),
+        ("veryfast", "FRAME", 3),
+    ]
+    assert settings[0].label == "veryfast, sliced (PyAV's default) threads, auto"
+    rows = encode_rows(clip, 2, 4, [EncoderSetting("ultrafast", "FRAME", 2)])
+    assert rows == [
+        {
+            "output": "68x48",
+            "frames": 4,
+            "preset": "ultrafast",
+            "threading": "frame",
+            "threads": 2,
+            "setting": "ultrafast, frame threads, 2",
+            "fps": rows[0]["fps"],
+        }
+    ]
+    assert rows[0]["fps"] > 0
+
+
+def test_compile_rows_time_eager_and_compiled_with_their_startup(tmp_path, monkeypatch):
+    from vidsr.bench_gpu import compile_rows
+
+    compiled = []
+
+    def fake_compile(module, **kw):  # the real one takes ~20 s on 2 cores; tests/test_compile.py runs it
+        compiled.append(kw)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    rows = compile_rows("espcn", 2, 20, 12, batch=2, iters=1, device=torch.device("cpu"), engine_dir=tmp_path)
+    assert [(r["mode"], r["compiled"]) for r in rows] == [("eager", False), ("compiled", True)]
+    assert compiled == [{"mode": "max-autotune-no-cudagraphs", "dynamic": False}]  # prepare_module's policy
+    assert all(r["startup_s"] > 0 and r["model_fps"] > 0 and r["input"] == "20x12" for r in rows)
+    assert os.environ.pop("TORCHINDUCTOR_CACHE_DIR") == str(tmp_path / "inductor")  # beside the engines
+
+
+@pytest.mark.slow
+def test_cli_startup_rows_cold_warm_and_bicubic(tmp_path):
+    from vidsr.bench_gpu import cli_startup_rows
+
+    clip = make_clip(tmp_path / "c.mp4", frames=6, size=(32, 24))
+    rows = cli_startup_rows(clip, tmp_path / "work", timeout_s=120)
+    runs = [(r["run"], r["cache"]) for r in rows]
+    assert runs == [("defaults", "cold"), ("defaults", "warm"), ("-m bicubic", "warm")]
+    assert rows[0]["command"] == "vidsr upscale c.mp4 -s 2" and rows[2]["backend"] == "torch-cpu"
+    assert all(r["frames"] == 6 and r["startup_s"] > 0 and r["wall_s"] >= r["startup_s"] for r in rows)
+    assert all(r["bound_by"] and set(r["stage_seconds"]) >= {"decode", "encode"} for r in rows)
+    assert list((tmp_path / "work" / "cli-engines").iterdir())  # the cold run filled the fresh engine dir
+    assert not list((tmp_path / "work").glob("*.mp4"))

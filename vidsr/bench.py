@@ -36,9 +36,11 @@ import numpy as np
 import torch
 
 from vidsr.backends import resolve_device
+from vidsr.backends.hwvideo import decode_hwaccel
 from vidsr.backends.int8 import cpu_has_vnni
 from vidsr.backends.openvino import native_bf16
 from vidsr.errors import BackendError, InputError, ModelError
+from vidsr.hostbuffers import HostBatch
 from vidsr.media.sink import EncodeOptions
 from vidsr.models import LoadedModel, build_model, get_spec
 from vidsr.models import weights as shipped_weights
@@ -195,6 +197,12 @@ class BenchRow:
     ratio_vs_naive: float | None = None
     ratio_vs_opencv: float | None = None
     note: str = ""
+    # Start-up (row start, before its upscaler is made, to the first frame written) apart from the
+    # steady state (frames a second after the first batch), and seconds per pipeline stage
+    # (vidsr.stages): from the run's UpscaleSummary; naive rows time their own loop.
+    startup_s: float | None = None
+    steady_fps: float | None = None
+    stage_seconds: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,11 +237,21 @@ class _NearestRepeat:
         self.backend = self._Backend()
         self.warnings: list[str] = []
 
+    def upload(self, frames: list[Any]) -> PlaneBatch:
+        return PlaneBatch.stack(frames)
+
+    def download(self, batch: PlaneBatch) -> HostBatch:
+        return HostBatch((batch.y, batch.cb, batch.cr))
+
     def upscale_planes(self, batch: PlaneBatch, src: Any, dst: Any, g: OutputGeometry) -> PlaneBatch:
         s = self.scale
 
         def rep(p: torch.Tensor, h: int, w: int) -> torch.Tensor:
-            a = p.numpy().repeat(s, axis=1).repeat(s, axis=2)[:, :h, :w]
+            # One multi-threaded copy of a broadcast view (torch): np.repeat twice, single-threaded,
+            # took 5x as long on the 2-core CPU, and at 4K output the first H200 run's io_ceiling
+            # row may have measured that rather than the codecs.
+            n, ph, pw = p.shape
+            a = p[:, :, None, :, None].expand(n, ph, s, pw, s).reshape(n, ph * s, pw * s).numpy()[:, :h, :w]
             if a.shape[1:] != (h, w):  # chroma of odd sizes: pad by the edge
                 a = np.pad(a, ((0, 0), (0, h - a.shape[1]), (0, w - a.shape[2])), mode="edge")
             return torch.from_numpy(np.ascontiguousarray(a))
@@ -261,12 +279,44 @@ def _peak_mib(device: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
-def _run_pipeline(src: Path, out_dir: Path, up: Any, cfg: BenchConfig, tag: str) -> tuple[int, float, int]:
+def _summary_fields(summary: Any) -> dict[str, Any]:
+    """A pipeline run's start-up, steady state and per-stage seconds, as row fields."""
+    return {
+        "startup_s": summary.startup_s,
+        "steady_fps": summary.steady_fps,
+        "stage_seconds": dict(summary.stage_seconds) or None,
+    }
+
+
+def _run_pipeline(
+    src: Path,
+    out_dir: Path,
+    up: Any,
+    cfg: BenchConfig,
+    tag: str,
+    started: float | None = None,
+    *,
+    device: torch.device | None = None,
+    hwdec: str = "auto",
+) -> tuple[Any, int]:
+    """``upscale_video`` on ``src`` with ``up``: its summary and the batch size.  ``started``: when
+    the row began (before its upscaler was made), so ``startup_s`` counts building the backend too.
+    ``device``: whose default batch to use [``up``'s]."""
     dst = out_dir / f"{src.stem}.{tag}.mp4"
-    batch = cfg.batch_size or (8 if up.device.type == "cuda" else 2)
-    summary = upscale_video(src, dst, upscaler=up, encode=cfg.encode, overwrite=True, progress=False, batch_size=batch)
+    batch = cfg.batch_size or (8 if (device or up.device).type == "cuda" else 2)
+    summary = upscale_video(
+        src,
+        dst,
+        upscaler=up,
+        encode=cfg.encode,
+        overwrite=True,
+        progress=False,
+        batch_size=batch,
+        started=started,
+        hwdec=hwdec,
+    )
     dst.unlink(missing_ok=True)
-    return summary.frames_out, summary.seconds, batch
+    return summary, batch
 
 
 def _geometry(src: Path) -> tuple[int, int]:
@@ -302,15 +352,31 @@ class _OpenCVPeer:
         return self.sr.upsample(np.ascontiguousarray(rgb[:, :, ::-1]))[:, :, ::-1]
 
 
-def naive_run(src: Path, out_dir: Path, up: Upscaler | _OpenCVPeer, cfg: BenchConfig) -> tuple[int, float]:
-    """Decode one frame, FP32 model on RGB at batch 1, encode it; repeat.  No threads, no overlap."""
+@dataclass(frozen=True)
+class NaiveRun:
+    """What the frame-by-frame loop did: frames, seconds, and its own start-up / steady split."""
+
+    frames: int
+    seconds: float
+    startup_s: float | None  # start to the first frame handed to the encoder
+    steady_fps: float | None  # frames a second after the first one
+
+
+def naive_run(
+    src: Path, out_dir: Path, up: Upscaler | _OpenCVPeer, cfg: BenchConfig, max_frames: int | None = None
+) -> NaiveRun:
+    """Decode one frame, FP32 model on RGB at batch 1, encode it; repeat.  No threads, no overlap.
+    ``max_frames``: stop after that many (a shorter row from the same clip)."""
     dst = out_dir / f"{src.stem}.naive.mp4"
     started = time.perf_counter()
+    first_at = None
     frames = 0
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vin = inp.streams.video[0]
         vout = None
         for frame in inp.decode(vin):
+            if max_frames is not None and frames >= max_frames:
+                break
             rgb = frame.to_ndarray(format="rgb24")
             big = up.upscale_image(rgb)
             if vout is None:
@@ -322,28 +388,260 @@ def naive_run(src: Path, out_dir: Path, up: Upscaler | _OpenCVPeer, cfg: BenchCo
             out_frame.pts = frames
             out.mux(vout.encode(out_frame))
             frames += 1
+            if first_at is None:
+                first_at = time.perf_counter()
         if vout is not None:
             out.mux(vout.encode(None))
-    seconds = time.perf_counter() - started
+    ended = time.perf_counter()
     dst.unlink(missing_ok=True)
-    return frames, seconds
+    steady = (frames - 1) / (ended - first_at) if first_at is not None and frames > 1 and ended > first_at else None
+    return NaiveRun(
+        frames,
+        ended - started,
+        None if first_at is None else round(first_at - started, 3),
+        None if steady is None else round(steady, 2),
+    )
 
 
 def available_backends(device: str) -> list[str]:
     """The backends that can run here: openvino and onnxruntime (when installed) and torch-cpu on a
     CPU; torch-cuda and tensorrt with a GPU."""
     if device == "cpu" or not torch.cuda.is_available():
-        from vidsr.backends.onnxruntime import onnxruntime_available
-        from vidsr.backends.openvino import openvino_available
+        return cpu_backends()
+    return gpu_backends()
 
-        runtimes = [("openvino", openvino_available()), ("onnxruntime", onnxruntime_available())]
-        return [name for name, here in runtimes if here] + ["torch-cpu"]
-    names = ["torch-cuda"]
+
+def cpu_backends() -> list[str]:
+    from vidsr.backends.onnxruntime import onnxruntime_available
+    from vidsr.backends.openvino import openvino_available
+
+    runtimes = [("openvino", openvino_available()), ("onnxruntime", onnxruntime_available())]
+    return [name for name, here in runtimes if here] + ["torch-cpu"]
+
+
+def gpu_backends() -> list[str]:
+    """torch-cuda, and tensorrt where it is installed (asked without a GPU too: plans are made ahead)."""
     from vidsr.backends.tensorrt import tensorrt_available
 
-    if tensorrt_available():
-        names.append("tensorrt")
-    return names
+    return ["torch-cuda"] + (["tensorrt"] if tensorrt_available() else [])
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One row to measure: a stage at a scale; naive, opencv and pipeline rows name a model,
+    pipeline rows a backend.  ``max_frames``: naive and opencv rows stop after that many frames."""
+
+    stage: str
+    scale: int
+    model: str = "none"
+    backend: str = ""
+    max_frames: int | None = None
+
+
+def row_specs(cfg: BenchConfig, stages: Iterable[str], backends: Iterable[str]) -> list[RowSpec]:
+    """Every row of ``stages`` for every scale and model of ``cfg``, in the order the table shows them."""
+    stages, backends = tuple(stages), tuple(backends)
+    specs = []
+    for scale in cfg.scales:
+        specs += [RowSpec(stage, scale) for stage in ("io_ceiling", "bicubic") if stage in stages]
+        for model in cfg.models:
+            if "naive" in stages:
+                specs.append(RowSpec("naive", scale, model))
+            if "opencv" in stages and model.partition(":")[0] == "espcn":
+                specs.append(RowSpec("opencv", scale, model))
+            if "pipeline" in stages:
+                specs += [RowSpec("pipeline", scale, model, name) for name in backends]
+    return specs
+
+
+class BenchRunner:
+    """Measures rows on one input file, one at a time, in whatever order the caller wants.
+
+    ``clip_for(spec)`` may return a shorter clip for slow rows (srresnet on a CPU); models are
+    loaded once per name and scale.
+    """
+
+    def __init__(
+        self,
+        src: Path,
+        cfg: BenchConfig,
+        *,
+        label: str | None = None,
+        out_dir: Path | None = None,
+        clip_for: Callable[[RowSpec], Path] | None = None,
+    ) -> None:
+        self.src = Path(src)
+        if not self.src.is_file():
+            raise InputError(f"{self.src}: no such file")
+        self.cfg = cfg
+        self.label = label or self.src.name
+        self.out_dir = out_dir or self.src.parent
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.clip_for = clip_for or (lambda spec: self.src)
+        self.width, self.height = _geometry(self.src)
+        self.device = resolve_device(cfg.device)
+        self._models: dict[tuple[str, int], tuple[LoadedModel, str]] = {}
+
+    def run(self, spec: RowSpec) -> BenchRow | None:
+        """The row, or None where it cannot run here (no OpenCV peer, a backend that fails to start)."""
+        measure = {
+            "io_ceiling": self._io_ceiling,
+            "bicubic": self._bicubic,
+            "naive": self._naive,
+            "opencv": self._opencv,
+            "pipeline": self._pipeline,
+        }[spec.stage]
+        return measure(spec)
+
+    def _model(self, model: str, scale: int) -> tuple[LoadedModel, str]:
+        key = (model, scale)
+        if key not in self._models:
+            # "espcn:paper" names a weights set; plain "espcn" runs the default one.
+            name, _, weights_set = model.partition(":")
+            self._models[key] = load_for_bench(name, scale, weights_set or self.cfg.weights.get(name))
+        return self._models[key]
+
+    def _row(self, spec: RowSpec, clip: Path, frames: int, seconds: float, **fields: Any) -> BenchRow:
+        note = fields.pop("note", "")
+        if clip != self.src:
+            note += f"; slow row: {frames} frame{'s' * (frames != 1)} only"
+        elif spec.max_frames is not None and frames < count_frames_cached(self.src):
+            note += f"; the first {frames} frames"
+        return BenchRow(
+            stage=spec.stage,
+            input=self.label,
+            width=self.width,
+            height=self.height,
+            model=fields.pop("model", spec.model),
+            scale=spec.scale,
+            frames=frames,
+            seconds=round(seconds, 3),
+            fps=round(frames / seconds, 2) if seconds else 0.0,
+            note=note,
+            **fields,
+        )
+
+    def _io_ceiling(self, spec: RowSpec) -> BenchRow:
+        # Decoded and batched as the device's pipeline rows are (NVDEC and batches of 8 on a GPU),
+        # or the ceiling would not be one for them.
+        hwdec = "cuda" if self.device.type == "cuda" and decode_hwaccel("auto") is not None else "none"
+        up = _NearestRepeat(spec.scale)
+        tag = f"io{spec.scale}"
+        summary, batch = _run_pipeline(self.src, self.out_dir, up, self.cfg, tag, device=self.device, hwdec=hwdec)
+        return self._row(
+            spec,
+            self.src,
+            summary.frames_out,
+            summary.seconds,
+            backend="cpu",
+            precision="uint8",
+            weights="-",
+            batch=batch,
+            note=f"decode{' (NVDEC)' if hwdec == 'cuda' else ''} + pixel repeat + encode",
+            **_summary_fields(summary),
+        )
+
+    def _bicubic(self, spec: RowSpec) -> BenchRow:
+        started = time.perf_counter()
+        up = Upscaler("bicubic", spec.scale, device=self.device.type)
+        _reset_peak(self.device)
+        summary, batch = _run_pipeline(self.src, self.out_dir, up, self.cfg, f"bicubic{spec.scale}", started)
+        return self._row(
+            spec,
+            self.src,
+            summary.frames_out,
+            summary.seconds,
+            model="bicubic",
+            backend=up.backend.name,
+            precision=_dtype(up),
+            weights="-",
+            batch=batch,
+            gpu_peak_mib=_peak_mib(self.device),
+            **_summary_fields(summary),
+        )
+
+    def _naive(self, spec: RowSpec) -> BenchRow:
+        clip = self.clip_for(spec)
+        loaded, weights = self._model(spec.model, spec.scale)
+        up = _naive_upscaler(loaded, self.device)
+        _reset_peak(self.device)
+        run = naive_run(clip, self.out_dir, up, self.cfg, spec.max_frames)
+        return self._row(
+            spec,
+            clip,
+            run.frames,
+            run.seconds,
+            backend=f"torch-{self.device.type} eager",
+            precision="float32",
+            weights=weights,
+            batch=1,
+            gpu_peak_mib=_peak_mib(self.device),
+            startup_s=run.startup_s,
+            steady_fps=run.steady_fps,
+        )
+
+    def _opencv(self, spec: RowSpec) -> BenchRow | None:
+        from vidsr.bench_cpu import opencv_espcn
+
+        sr, why = opencv_espcn(spec.scale, threads=torch.get_num_threads())
+        if sr is None:
+            log.warning("no OpenCV peer row: %s", why)
+            return None
+        clip = self.clip_for(spec)
+        run = naive_run(clip, self.out_dir, _OpenCVPeer(sr), self.cfg, spec.max_frames)
+        return self._row(
+            spec,
+            clip,
+            run.frames,
+            run.seconds,
+            model="opencv-espcn",
+            backend="opencv dnn",
+            precision="float32",
+            weights="TF-ESPCN",
+            batch=1,
+            note="dnn_superres ESPCN from ../shared/peers, frame by frame",
+            startup_s=run.startup_s,
+            steady_fps=run.steady_fps,
+        )
+
+    def _pipeline(self, spec: RowSpec) -> BenchRow | None:
+        clip = self.clip_for(spec)
+        loaded, weights = self._model(spec.model, spec.scale)
+        started = time.perf_counter()
+        try:
+            up = Upscaler(spec.model, spec.scale, loaded=_fresh(loaded), device=self.device.type, backend=spec.backend)
+        except BackendError as exc:
+            log.warning("skipping %s on %s: %s", spec.model, spec.backend, exc)
+            return None
+        _reset_peak(self.device)
+        tag = f"{spec.model.replace(':', '-')}{spec.scale}{spec.backend}"
+        summary, batch = _run_pipeline(clip, self.out_dir, up, self.cfg, tag, started)
+        iters = self.cfg.model_iters if clip == self.src else max(1, self.cfg.model_iters // 5)
+        mfps = model_only_fps(up, self.width, self.height, min(batch, summary.frames_out), iters)
+        return self._row(
+            spec,
+            clip,
+            summary.frames_out,
+            summary.seconds,
+            backend=up.backend.name,
+            precision=_dtype(up),
+            weights=weights,
+            batch=batch,
+            model_fps=round(mfps, 2),
+            gpu_peak_mib=_peak_mib(self.device),
+            **_summary_fields(summary),
+        )
+
+
+_FRAME_COUNTS: dict[tuple[str, float], int] = {}
+
+
+def count_frames_cached(path: Path) -> int:
+    """:func:`count_frames`, once per file version (a row asks whether it stopped short of the clip)."""
+    key = (str(path), path.stat().st_mtime)
+    if key not in _FRAME_COUNTS:
+        _FRAME_COUNTS[key] = count_frames(path)
+    return _FRAME_COUNTS[key]
 
 
 def bench_input(
@@ -361,149 +659,20 @@ def bench_input(
     ``frames_for(model, scale)`` may return a shorter clip for slow rows (srresnet on a CPU).
     """
     src = Path(src)
-    if not src.is_file():
-        raise InputError(f"{src}: no such file")
-    stages = tuple(stages)
-    label = label or src.name
-    out_dir = out_dir or src.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    width, height = _geometry(src)
-    device = resolve_device(cfg.device)
-    backends = list(cfg.backends or available_backends(device.type))
-    rows: list[BenchRow] = []
 
-    def emit(row: BenchRow) -> None:
+    def clip_for(spec: RowSpec) -> Path:
+        return frames_for(spec.model, spec.scale) if frames_for and spec.model != "none" else src
+
+    runner = BenchRunner(src, cfg, label=label, out_dir=out_dir, clip_for=clip_for)
+    backends = list(cfg.backends or available_backends(runner.device.type))
+    rows: list[BenchRow] = []
+    for spec in row_specs(cfg, stages, backends):
+        row = runner.run(spec)
+        if row is None:
+            continue
         rows.append(row)
         if on_row:
             on_row(row)
-
-    def base(stage: str, model: str, scale: int, clip: Path, frames: int, seconds: float, **kw: Any) -> BenchRow:
-        return BenchRow(
-            stage=stage,
-            input=label,
-            width=width,
-            height=height,
-            model=model,
-            scale=scale,
-            frames=frames,
-            seconds=round(seconds, 3),
-            fps=round(frames / seconds, 2) if seconds else 0.0,
-            note=kw.pop("note", "") + ("" if clip == src else f"; slow row: {frames} frame{'s' * (frames != 1)} only"),
-            **kw,
-        )
-
-    for scale in cfg.scales:
-        if "io_ceiling" in stages:
-            frames, seconds, batch = _run_pipeline(src, out_dir, _NearestRepeat(scale), cfg, f"io{scale}")
-            emit(
-                base(
-                    "io_ceiling",
-                    "none",
-                    scale,
-                    src,
-                    frames,
-                    seconds,
-                    backend="cpu",
-                    precision="uint8",
-                    weights="-",
-                    batch=batch,
-                    note="decode + pixel repeat + encode",
-                )
-            )
-        if "bicubic" in stages:
-            up = Upscaler("bicubic", scale, device=device.type)
-            _reset_peak(device)
-            frames, seconds, batch = _run_pipeline(src, out_dir, up, cfg, f"bicubic{scale}")
-            emit(
-                base(
-                    "bicubic",
-                    "bicubic",
-                    scale,
-                    src,
-                    frames,
-                    seconds,
-                    backend=up.backend.name,
-                    precision=_dtype(up),
-                    weights="-",
-                    batch=batch,
-                    gpu_peak_mib=_peak_mib(device),
-                )
-            )
-        for model in cfg.models:
-            clip = frames_for(model, scale) if frames_for else src
-            # "espcn:paper" names a weights set; plain "espcn" runs the default one.
-            name, _, weights_set = model.partition(":")
-            loaded, weights = load_for_bench(name, scale, weights_set or cfg.weights.get(name))
-            if "naive" in stages:
-                up = _naive_upscaler(loaded, device)
-                _reset_peak(device)
-                frames, seconds = naive_run(clip, out_dir, up, cfg)
-                emit(
-                    base(
-                        "naive",
-                        model,
-                        scale,
-                        clip,
-                        frames,
-                        seconds,
-                        backend=f"torch-{device.type} eager",
-                        precision="float32",
-                        weights=weights,
-                        batch=1,
-                        gpu_peak_mib=_peak_mib(device),
-                    )
-                )
-            if "opencv" in stages and name == "espcn":
-                from vidsr.bench_cpu import opencv_espcn
-
-                sr, why = opencv_espcn(scale, threads=torch.get_num_threads())
-                if sr is None:
-                    log.warning("no OpenCV peer row: %s", why)
-                else:
-                    frames, seconds = naive_run(clip, out_dir, _OpenCVPeer(sr), cfg)
-                    emit(
-                        base(
-                            "opencv",
-                            "opencv-espcn",
-                            scale,
-                            clip,
-                            frames,
-                            seconds,
-                            backend="opencv dnn",
-                            precision="float32",
-                            weights="TF-ESPCN",
-                            batch=1,
-                            note="dnn_superres ESPCN from ../shared/peers, frame by frame",
-                        )
-                    )
-            if "pipeline" not in stages:
-                continue
-            for name in backends:
-                try:
-                    up = Upscaler(model, scale, loaded=_fresh(loaded), device=device.type, backend=name)
-                except BackendError as exc:
-                    log.warning("skipping %s on %s: %s", model, name, exc)
-                    continue
-                _reset_peak(device)
-                frames, seconds, batch = _run_pipeline(clip, out_dir, up, cfg, f"{model}{scale}{name}")
-                iters = cfg.model_iters if clip == src else max(1, cfg.model_iters // 5)
-                mfps = model_only_fps(up, width, height, min(batch, frames), iters)
-                emit(
-                    base(
-                        "pipeline",
-                        model,
-                        scale,
-                        clip,
-                        frames,
-                        seconds,
-                        backend=up.backend.name,
-                        precision=_dtype(up),
-                        weights=weights,
-                        batch=batch,
-                        model_fps=round(mfps, 2),
-                        gpu_peak_mib=_peak_mib(device),
-                    )
-                )
     add_ratios(rows)
     return rows
 
@@ -535,23 +704,43 @@ def _naive_upscaler(loaded: LoadedModel, device: torch.device) -> Upscaler:
     return up
 
 
+def pace(row: BenchRow, other: BenchRow) -> tuple[float, float]:
+    """The two rows' speeds to compare: steady fps where both have it (start-up is reported on its
+    own, and the issue's bar is the steady state), else end-to-end fps."""
+    if row.steady_fps and other.steady_fps:
+        return row.steady_fps, other.steady_fps
+    return row.fps, other.fps
+
+
+def _ratio(row: BenchRow, base: BenchRow | None, digits: int) -> float | None:
+    if base is None:
+        return None
+    mine, theirs = pace(row, base)
+    return round(mine / theirs, digits) if theirs else None
+
+
 def add_ratios(rows: list[BenchRow]) -> None:
-    """pipeline fps / io_ceiling fps and / naive fps, per input x scale (x model for naive)."""
-    ceilings = {(r.input, r.scale): r.fps for r in rows if r.stage == "io_ceiling"}
-    naive = {(r.input, r.scale, r.model): r.fps for r in rows if r.stage == "naive"}
-    opencv = {(r.input, r.scale): r.fps for r in rows if r.stage == "opencv"}
+    """pipeline (and bicubic) speed / io_ceiling, / naive and / opencv, per input x scale (x model
+    for naive); steady fps where both rows have it (:func:`pace`)."""
+    ceilings = {(r.input, r.scale): r for r in rows if r.stage == "io_ceiling"}
+    naive = {(r.input, r.scale, r.model): r for r in rows if r.stage == "naive"}
+    opencv = {(r.input, r.scale): r for r in rows if r.stage == "opencv"}
     for r in rows:
         if r.stage not in ("pipeline", "bicubic"):
             continue
-        ceiling = ceilings.get((r.input, r.scale))
-        if ceiling:
-            r.ratio_vs_io_ceiling = round(r.fps / ceiling, 3)
-        base = naive.get((r.input, r.scale, r.model))
-        if base:
-            r.ratio_vs_naive = round(r.fps / base, 2)
-        peer = opencv.get((r.input, r.scale)) if r.model.partition(":")[0] == "espcn" else None
-        if peer:
-            r.ratio_vs_opencv = round(r.fps / peer, 2)
+        r.ratio_vs_io_ceiling = _ratio(r, ceilings.get((r.input, r.scale)), 3)
+        r.ratio_vs_naive = _ratio(r, naive.get((r.input, r.scale, r.model)), 2)
+        if r.model.partition(":")[0] == "espcn":
+            r.ratio_vs_opencv = _ratio(r, opencv.get((r.input, r.scale)), 2)
+
+
+def bound_by(row: BenchRow) -> str:
+    """The stage with the most seconds and its share of the row's wall time (``encode 92%``): what
+    bounds it.  Stages overlap in threads, so the shares add up to more than 100%."""
+    if not row.stage_seconds or not row.seconds:
+        return ""
+    stage, seconds = max(row.stage_seconds.items(), key=lambda item: item[1])
+    return f"{stage} {seconds / row.seconds:.0%}"
 
 
 # -- reporting -------------------------------------------------------------------------------
@@ -566,6 +755,9 @@ COLUMNS = (
     ("batch", "batch"),
     ("frames", "frames"),
     ("fps", "end-to-end fps"),
+    ("steady_fps", "steady fps"),
+    ("startup_s", "startup s"),
+    ("bound_by", "bound by"),
     ("model_fps", "model-only fps"),
     ("gpu_peak_mib", "GPU peak MiB"),
     ("ratio_vs_io_ceiling", "/ io_ceiling"),
@@ -580,7 +772,7 @@ def markdown_table(rows: list[BenchRow]) -> str:
     rule = "| " + " | ".join("---" for _ in COLUMNS) + " |"
     lines = [head, rule]
     for r in rows:
-        d = r.to_dict()
+        d = r.to_dict() | {"bound_by": bound_by(r)}
         cells = []
         for key, _ in COLUMNS:
             value = d[key]

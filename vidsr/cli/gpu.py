@@ -172,7 +172,10 @@ def bench(
     stages: str,
     as_json: bool,
 ) -> None:
-    """Throughput of INPUT through io_ceiling, bicubic, naive and vidsr's pipeline."""
+    """Throughput of INPUT through io_ceiling, bicubic, naive and vidsr's pipeline.
+
+    Each row gives end-to-end fps, steady fps (after the first batch), start-up seconds and the
+    stage that bounds it; ``--json`` adds the seconds of every stage."""
     from vidsr.bench import STAGES, BenchConfig, bench_input, machine_info, make_bench_input, markdown_table
 
     wanted = tuple(s.strip() for s in stages.split(",") if s.strip())
@@ -200,8 +203,10 @@ def bench(
 
         def show(row) -> None:
             if not as_json:
+                steady = f", steady {row.steady_fps:.2f}" if row.steady_fps else ""
                 click.echo(
-                    f"bench: {row.stage:<10} {row.model:<9} x{row.scale} {row.backend:<14} {row.fps:9.2f} fps", err=True
+                    f"bench: {row.stage:<10} {row.model:<9} x{row.scale} {row.backend:<14} {row.fps:9.2f} fps{steady}",
+                    err=True,
                 )
 
         rows = bench_input(src, cfg, label=input_path.name, out_dir=work, stages=wanted, on_row=show)
