@@ -41,6 +41,7 @@ def tiny_data(tmp_path: Path) -> tuple[Path, Path]:
 
 def _config(data: tuple[Path, Path], out: Path, **kw) -> TrainConfig:
     base = {"model": "espcn", "steps": 6, "batch": 4, "patch": 16, "lr": 3e-3, "val_every": 3, "progress": False}
+    base["val_side"] = "all"  # one photo, whichever side of the split its name falls on
     return TrainConfig(scale=2, data=str(data[0]), val=str(data[1]), out=str(out), **{**base, **kw})
 
 
@@ -282,6 +283,8 @@ def test_cli_train_then_eval(tiny_data, tmp_path: Path) -> None:
             "--json",
             "--threads",
             "1",
+            "--val-side",
+            "all",
         ],
     )
     assert result.exit_code == 0, result.output

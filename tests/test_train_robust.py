@@ -49,6 +49,7 @@ def test_robust_run_records_its_recipe_history_and_matrix(data, tmp_path: Path) 
         patch=16,
         val_every=2,
         progress=False,
+        val_side="all",
     )
     result = train(config)
     meta = read_metadata(result.weights)
@@ -75,7 +76,7 @@ def test_weights_that_record_only_their_recipe_pass_it_on_as_history(data, tmp_p
     torch.set_num_threads(1)
     config = TrainConfig(
         model="espcn", scale=2, data=str(data[0]), val=str(data[1]), out=str(tmp_path / "a" / "p.pt"),
-        steps=2, batch=2, patch=16, val_every=2, progress=False, seed=7,
+        steps=2, batch=2, patch=16, val_every=2, progress=False, seed=7, val_side="all",
     )  # fmt: skip
     first = train(config).weights
     recipe_only = tmp_path / "recipe_only.safetensors"

@@ -18,6 +18,7 @@ def _model_rows() -> list[dict]:
     """One row per model, scale and shipped weights set (default set first), with the figures it carries."""
     from vidsr.models import REGISTRY, shipped_sets
     from vidsr.models.weights import read_metadata, trained_on
+    from vidsr.split import describe
 
     rows = []
     for spec in REGISTRY.values():
@@ -50,8 +51,25 @@ def _model_rows() -> list[dict]:
                     row["matrix_mean_gain"] = meta["matrix"]["mean_gain"]
                     row["matrix_worst_gain"] = meta["matrix"]["worst_gain"]
                 row["int8"] = "int8" in meta  # calibrated: onnxruntime can run its int8 graph
+                # Which photos picked the checkpoint, and which (never tuned on) the figures shown come from.
+                row["selected_on"] = describe(meta.get("selected_on"), fallback_folder=meta.get("val_set"))
+                row["reported_on"] = describe(meta["reported_on"]) if "reported_on" in meta else None
+                if "report" in meta:
+                    row["report"] = meta["report"]
                 rows.append(row)
     return rows
+
+
+def _described(r: dict) -> str:
+    """What the figures before it were trained, picked and measured on, and how the set runs."""
+    text = f"; trained on {r['trained_on']}"
+    if r.get("loss", "l1") != "l1":  # SRGAN's: says whether VGG or feature matching made it
+        text += f", loss {r['loss']}"
+    text += f"; selected on {r['selected_on']}"
+    text += f"; reported on {r['reported_on']}" if r.get("reported_on") else " (figures on the photos it was picked on)"
+    if r.get("int8"):
+        text += "; int8 on the CPU"
+    return text
 
 
 @click.command()
@@ -61,26 +79,30 @@ def _model_rows() -> list[dict]:
 def models(as_json: bool) -> None:
     """List models, scales, colour space, every shipped weights set (default marked *) and its quality.
 
-    Quality: PSNR-Y on the val photos by the literature's protocol, beside bicubic, and where the
-    weights carry it the degradation matrix's mean and worst gain over bicubic (`vidsr eval --degradations`).
+    Quality: PSNR-Y by the literature's protocol, beside bicubic, and where the weights carry it the
+    degradation matrix's mean and worst gain over bicubic (`vidsr eval --degradations`), on the report
+    photos of the val split (never tuned on) where the set was measured there; each line says which
+    photos picked the set and which the figures come from.
     """
     rows = _model_rows()
     if as_json:
         emit_json(rows)
         return
-    click.echo(f"{'model':9} {'scale':5} {'colour':6} {'weights':9} quality (val PSNR/SSIM, bicubic beside; matrix)")
+    click.echo(f"{'model':9} {'scale':5} {'colour':6} {'weights':9} quality (PSNR/SSIM, bicubic beside; matrix)")
     for r in rows:
-        if "val_psnr" in r:
+        if "report" in r:  # figures on photos nothing was tuned on (vidsr/split.py)
+            rep = r["report"]
+            quality = f"{rep['psnr']:.2f} dB / {rep['ssim']:.4f}"
+            quality += f"  (bicubic {rep['bicubic_psnr']:.2f} dB, {rep['psnr'] - rep['bicubic_psnr']:+.2f})"
+            quality += f"; matrix mean {rep['matrix']['mean_gain']:+.2f}, worst {rep['matrix']['worst_gain']:+.2f}"
+            quality += _described(r)
+        elif "val_psnr" in r:
             quality = f"{r['val_psnr']:.2f} dB / {r.get('val_ssim', float('nan')):.4f}"
             if "bicubic_psnr" in r:
                 quality += f"  (bicubic {r['bicubic_psnr']:.2f} dB, {r['val_psnr'] - r['bicubic_psnr']:+.2f})"
             if "matrix_mean_gain" in r:
                 quality += f"; matrix mean {r['matrix_mean_gain']:+.2f}, worst {r['matrix_worst_gain']:+.2f}"
-            quality += f"; trained on {r['trained_on']}"
-            if r.get("loss", "l1") != "l1":  # SRGAN's: says whether VGG or feature matching made it
-                quality += f", loss {r['loss']}"
-            if r.get("int8"):
-                quality += "; int8 on the CPU"
+            quality += _described(r)
         elif r["learned"]:
             quality = f"no trained weights: {r['needs']}"
         else:

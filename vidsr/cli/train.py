@@ -10,7 +10,7 @@ from vidsr.cli.common import emit_json, handle_errors
 from vidsr.cli.options import MODEL_NAMES
 
 # vidsr.degrade.RECIPES, spelled out so the CLI starts without importing torch (a test keeps them equal).
-RECIPE_NAMES = ("protocol", "robust-v1", "robust-v2")
+RECIPE_NAMES = ("protocol", "robust-v1", "robust-v2", "robust-v3", "robust-v4")
 EXTRA_SOURCES = ("scikit-image",)  # vidsr.train.data.EXTRA_SOURCES, likewise
 
 _SCALES = click.Choice(["2", "3", "4"])
@@ -59,6 +59,16 @@ _SCALES = click.Choice(["2", "3", "4"])
     help="srgan without --vgg-weights: feature-matching weight beside pixel L1.",
 )
 @click.option(
+    "--disc-features", type=click.IntRange(min=8), default=64, show_default=True, help="srgan: discriminator width."
+)
+@click.option(
+    "--disc-head",
+    type=click.Choice(["paper", "pooled"]),
+    default="paper",
+    show_default=True,
+    help="srgan: the paper's 6x6 dense head, or the mean over the patch (light, PatchGAN-like).",
+)
+@click.option(
     "--stop-at", type=click.IntRange(min=0), default=0, help="Checkpoint and stop after this step (resume later)."
 )
 @click.option(
@@ -73,7 +83,7 @@ _SCALES = click.Choice(["2", "3", "4"])
     default="protocol",
     show_default=True,
     help="How LR is made: the paper's antialiased bicubic, or a random mix of blur, kernels, noise, JPEG, H.264 "
-    "(robust-v2: milder tails).",
+    "(robust-v2: milder tails; robust-v3/v4: v2 with 40%/50% of LR made without antialiasing).",
 )
 @click.option(
     "--ema",
@@ -86,6 +96,20 @@ _SCALES = click.Choice(["2", "3", "4"])
     type=click.Choice(EXTRA_SOURCES),
     multiple=True,
     help="Also train on the openly licensed photos a registry package ships (scikit-image: 9, CC0 or public domain).",
+)
+@click.option(
+    "--val-side",
+    type=click.Choice(["selection", "all"]),
+    default="selection",
+    show_default=True,
+    help="Which photos of --val pick the checkpoint (vidsr/split.py); the report side is for measuring only "
+    "and cannot be chosen. all: every photo of a folder of your own.",
+)
+@click.option(
+    "--regret-weight",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    help="Add this x the per-patch MSE above a bicubic upscale's (patches where the network loses) [0: off].",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -120,7 +144,8 @@ def train(model_name: str, scale: str, out: Path | None, threads: int | None, as
     if result.weights:
         meta = result.metadata
         click.echo(
-            f"weights: {result.weights} (full val set: {meta['val_psnr']:.2f} dB / SSIM {meta['val_ssim']:.4f}; "
+            f"weights: {result.weights} ({meta['selected_on']['side']} photos of --val: {meta['val_psnr']:.2f} dB / "
+            f"SSIM {meta['val_ssim']:.4f}; "
             f"bicubic {meta['bicubic_psnr']:.2f} dB / {meta['bicubic_ssim']:.4f})"
         )
 

@@ -69,6 +69,16 @@ def rewrite_metadata(path: str | Path, metadata: dict[str, Any]) -> None:
         raise ModelError(f"cannot write weights {path}: {exc.strerror}") from None
 
 
+def tensor_digest(path: str | Path) -> str:
+    """SHA-256 of a safetensors file's tensor bytes alone: unchanged when only its metadata is rewritten."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        header = int.from_bytes(f.read(8), "little")  # the format: u64 header length, JSON header, tensor bytes
+        f.seek(8 + header)
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The metadata of a safetensors file, each value decoded from JSON where it is JSON."""
     from safetensors import safe_open

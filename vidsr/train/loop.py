@@ -1,8 +1,10 @@
 """The training loop behind ``vidsr train``: one function, options in a frozen dataclass.
 
-* Periodic validation by the evaluation protocol (PSNR/SSIM on Y); the best
-  weights are kept, in the checkpoint and as ``<out>.best.safetensors`` (for
-  SRGAN, whose point is to give up PSNR for texture, the latest).
+* Periodic validation on the selection side of the val photos only (:mod:`vidsr.split`;
+  the report side is never looked at here); the checkpoint with the best score of
+  :mod:`vidsr.train.validation` is kept, in the checkpoint and as
+  ``<out>.best.safetensors``: PSNR-Y for protocol runs, the matrix's mean gain with
+  losing rows counted twice for robust runs, NIQE for SRGAN.
 * Checkpoints hold the model, optimiser(s), AMP scaler, step, elapsed seconds,
   the RNG states (torch, numpy, python) and the patch sampler's state, so a
   resumed run continues exactly as an uninterrupted run of the same seed would.
@@ -10,7 +12,8 @@
 * The learning rate is a pure function of the step (cosine decay), so nothing
   about the schedule has to be restored.
 * At the end the best weights are written as ``<out stem>.safetensors`` (fp16)
-  with the metadata ``vidsr models`` reads, measured on the full validation set.
+  with the metadata ``vidsr models`` reads, measured on the whole selection photos
+  (``benchmarks/quality.py`` measures the report side).
 """
 
 from __future__ import annotations
@@ -26,19 +29,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from vidsr.backends.int8 import METADATA_KEY as INT8_KEY
 from vidsr.backends.int8 import calibrate, quantised_layers
-from vidsr.degrade import MATRIX, RECIPES, describe_recipe, row_rng
+from vidsr.degrade import MATRIX, RECIPES, describe_recipe
 from vidsr.errors import InputError, ModelError
 from vidsr.evaluate import evaluate_images, evaluate_matrix, list_images, load_rgb, module_upscaler
-from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
 from vidsr.models import arch_config, build_module, get_spec
 from vidsr.models.weights import init_from, load_weights, read_metadata, save_weights, training_runs
+from vidsr.split import SplitRecord, on_side
 from vidsr.train.calibrate import calibration_batches
 from vidsr.train.data import EXTRA_SOURCES, PatchSampler, load_extra, load_folder
-from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss, pixel_loss
+from vidsr.train.losses import SRGANGeneratorLoss, bicubic_regret, discriminator_loss, pixel_loss
+from vidsr.train.validation import make_valset, validate
 
 TRAINABLE = ("espcn", "srresnet", "srgan")
 
@@ -67,6 +70,8 @@ class TrainConfig:
     vgg_weights: str | None = None  # srgan: torchvision-format VGG19 state dict
     adv_weight: float = 1e-3
     fm_weight: float = 0.1  # srgan without VGG: weight of discriminator feature matching beside pixel L1
+    disc_features: int = 64  # srgan: the discriminator's first width (the paper's 64)
+    disc_head: str = "paper"  # srgan: "paper" or "pooled" (vidsr.train.discriminator)
     stop_at: int = 0  # >0: checkpoint and stop after this step, as an interruption would (resumable)
     progress: bool = True
     arch: str = ""  # architecture variant (espcn: "paper" or "robust"); "" is the family's default
@@ -76,6 +81,11 @@ class TrainConfig:
     ema: float = 0.0
     # Registry packages whose openly licensed photos join ``data`` (vidsr.train.data.EXTRA_SOURCES).
     extra_photos: tuple[str, ...] = ()
+    # Which photos of ``val`` may steer the run (vidsr.split): checkpoint picking and the exported figures
+    # use the selection side only, so the report side stays a fair test; "all" for a folder of one's own.
+    val_side: str = "selection"
+    # >0: add this x the per-patch excess of MSE over bicubic's (vidsr.train.losses.bicubic_regret).
+    regret_weight: float = 0.0
 
     @property
     def hr_patch(self) -> int:
@@ -100,6 +110,8 @@ class TrainConfig:
         if self.degradations not in RECIPES:
             raise InputError(f"unknown degradation recipe {self.degradations!r}; choose from {', '.join(RECIPES)}")
         arch_config(self.model, self.arch)  # refuses an unknown variant
+        if self.val_side not in ("selection", "all"):  # picking on the report side would leak it
+            raise InputError(f"--val-side {self.val_side!r}: choose selection or all (report is never picked on)")
         unknown = [s for s in self.extra_photos if s not in EXTRA_SOURCES]
         if unknown:
             raise InputError(f"unknown extra photo source {unknown[0]!r}; choose from {', '.join(EXTRA_SOURCES)}")
@@ -127,32 +139,20 @@ def _paths(config: TrainConfig) -> tuple[Path, Path, Path, Path]:
     return out, out.with_suffix(".jsonl"), out.with_suffix(".best.safetensors"), out.with_suffix(".safetensors")
 
 
-def _val_pairs(config: TrainConfig, crop: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Validation (LR RGB, HR Y 0..255) pairs, made once; centre crops of side ``crop`` when ``crop`` > 0.
-
-    A model trained on the protocol is validated on it; one trained on a mixture of degradations on
-    every row of the degradation matrix, so the best checkpoint is the best on average over them.
-    """
-    rows = [MATRIX["bicubic-aa"]] if config.degradations == "protocol" else list(MATRIX.values())
-    pairs = []
-    for path in list_images(config.val):
-        hr = load_rgb(path)
-        if crop:
-            h, w = hr.shape[-2:]
-            ch, cw = min(crop, h), min(crop, w)
-            top, left = (h - ch) // 2, (w - cw) // 2
-            hr = hr[:, top : top + ch, left : left + cw]
-        hr = mod_crop(hr, config.scale)
-        pairs += [(row.make(hr, config.scale, row_rng(row.name, path.name)), luma_255(hr)) for row in rows]
-    return pairs
+def val_images(config: TrainConfig) -> list[Path]:
+    """The photos of ``config.val`` this run may look at: its ``val_side`` of the split (vidsr.split)."""
+    images = on_side(list_images(config.val), config.val_side)
+    if not images:
+        raise InputError(
+            f"no photo of {config.val} is on the {config.val_side} side of the split (vidsr/split.py); "
+            "--val-side all validates on every photo of a folder of your own"
+        )
+    return images
 
 
-def _validate(module: nn.Module, colour: str, pairs: list, scale: int, device: str) -> tuple[float, float]:
-    module.eval()
-    upscale = module_upscaler(module, colour, device)
-    scores = [psnr_ssim_y(upscale(lr), hr_y, scale) for lr, hr_y in pairs]
-    module.train()
-    return float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores]))
+def selected_on(config: TrainConfig) -> SplitRecord:
+    """What the weights record about the photos that picked them."""
+    return SplitRecord(_short_path(config.val), config.val_side, tuple(p.name for p in val_images(config)))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -203,10 +203,11 @@ def network_config(config: TrainConfig) -> dict[str, Any]:
 
 
 def _loss_name(config: TrainConfig) -> str:
+    regret = f"+{config.regret_weight:g}xbicubic-regret" if config.regret_weight else ""
     if config.model != "srgan":
-        return config.loss
+        return config.loss + regret
     content = "vgg54" if config.vgg_weights else f"l1+{config.fm_weight:g}xfeature-matching"
-    return f"{content}+{config.adv_weight:g}xadversarial"
+    return f"{content}+{config.adv_weight:g}xadversarial{regret}"
 
 
 def export_metadata(
@@ -233,6 +234,8 @@ def export_metadata(
     }
     if config.ema:
         recipe["ema"] = config.ema
+    if config.model == "srgan":
+        recipe["discriminator"] = {"features": config.disc_features, "head": config.disc_head}
     if config.extra_photos:
         recipe["extra_photos"] = list(config.extra_photos)
     if selected_step is not None and selected_step != steps_done:
@@ -250,6 +253,8 @@ def export_metadata(
         "bicubic_psnr": round(final.bicubic_psnr, 4),
         "bicubic_ssim": round(final.bicubic_ssim, 5),
         "val_set": _short_path(config.val),
+        # The checkpoint was picked, and the figures above measured, on these photos only.
+        "selected_on": selected_on(config).to_dict(),
     }
     if matrix is not None:
         meta["matrix"] = matrix.summary()
@@ -264,14 +269,15 @@ def export_weights(
     steps: int,
     selected_step: int | None = None,
 ) -> dict[str, Any]:
-    """Write ``state`` as fp16 safetensors with metadata measured, from the fp16 weights, on the full val set:
+    """Write ``state`` as fp16 safetensors with metadata measured, from the fp16 weights, on the run's side of
+    the val split (the selection side: the report side is measured by benchmarks/quality.py, never here):
     the protocol's PSNR/SSIM and every row of the degradation matrix."""
     spec = get_spec(config.model)
     module = build_module(config.model, config.scale, network_config(config))
     # Measure what ships: round-trip through fp16 first.
     module.load_state_dict({k: v.half().to(v.dtype) if v.is_floating_point() else v for k, v in state.items()})
     module.to(config.device).eval()
-    images = [(p.name, load_rgb(p)) for p in list_images(config.val)]
+    images = [(p.name, load_rgb(p)) for p in val_images(config)]
     upscale = module_upscaler(module, spec.colour, config.device)
     final = evaluate_images(images, config.scale, upscale, model=config.model)
     matrix = evaluate_matrix(images, config.scale, upscale, list(MATRIX.values()), model=config.model)
@@ -329,11 +335,11 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
 
         vgg = load_vgg19(config.vgg_weights).to(device) if config.vgg_weights else None
         gen_loss = SRGANGeneratorLoss(vgg, config.adv_weight, config.fm_weight)
-        disc = Discriminator().to(device).train()
+        disc = Discriminator(features=config.disc_features, head=config.disc_head).to(device).train()
         disc_opt = torch.optim.Adam(disc.parameters(), lr=config.lr)
 
     step, seconds = 0, 0.0
-    best = {"psnr": -math.inf, "ssim": 0.0, "step": 0}
+    best = {"psnr": -math.inf, "ssim": 0.0, "step": 0, "score": -math.inf}
     best_state: dict[str, torch.Tensor] | None = None
     if config.resume:
         ckpt = _load_checkpoint(config.resume)
@@ -348,6 +354,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         sampler.load_state_dict(ckpt["sampler"])
         _set_rng_state(ckpt["rng"])
         step, seconds, best, best_state = ckpt["step"], ckpt["seconds"], ckpt["best"], ckpt["best_state"]
+        best.setdefault("score", -math.inf)  # a checkpoint from before the score: the next validation is kept
 
     def save_checkpoint() -> None:
         payload = {
@@ -371,7 +378,9 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         torch.save(payload, tmp)
         tmp.replace(ckpt_path)  # an interrupted save never leaves a half checkpoint
 
-    val_pairs = _val_pairs(config, config.val_crop)
+    valset = make_valset(
+        val_images(config), config.scale, config.val_crop, config.degradations, niqe=config.model == "srgan"
+    )
     # What `--weights run.best.safetensors` needs to rebuild this network.
     arch_meta = {
         "architecture": spec.architecture,
@@ -397,6 +406,8 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
                 else:
                     parts = gen_loss(sr.float(), hr_img, disc)
                     loss = parts["loss"]
+                if config.regret_weight:
+                    loss = loss + config.regret_weight * bicubic_regret(sr.float(), hr_img, lr_img)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimiser)
@@ -417,18 +428,26 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
             if step % config.val_every == 0 or step == last:
                 seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                val_psnr, val_ssim = _validate(evaluated, spec.colour, val_pairs, config.scale, device)
-                # SRGAN trades PSNR for texture on purpose, so PSNR cannot pick its checkpoint: the latest ships.
-                if val_psnr > best["psnr"] or config.model == "srgan":
-                    best = {"psnr": val_psnr, "ssim": val_ssim, "step": step}
+                val = validate(
+                    evaluated,
+                    spec.colour,
+                    valset,
+                    config.scale,
+                    device,
+                    config.degradations,
+                    gan=disc is not None,
+                    step=step,
+                )
+                if val.score > best["score"]:
+                    best = {"psnr": val.psnr, "ssim": val.ssim, "step": step, "score": val.score}
                     best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
                     save_weights(evaluated, best_path, {**arch_meta, "step": step})
                 record = {
                     "step": step,
                     "loss": float(np.mean(running)),
-                    "val_psnr": val_psnr,
-                    "val_ssim": val_ssim,
+                    **val.record(),
                     "best_psnr": best["psnr"],
+                    "best_score": best["score"],
                     "best_step": best["step"],
                     "lr": lr_now,
                     "seconds": round(seconds, 1),
@@ -436,7 +455,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
                 running.clear()
                 with log_path.open("a") as log:
                     log.write(json.dumps(record) + "\n")
-                bar.set_postfix(loss=f"{record['loss']:.4f}", psnr=f"{val_psnr:.2f}", best=f"{best['psnr']:.2f}")
+                bar.set_postfix(loss=f"{record['loss']:.4f}", psnr=f"{val.psnr:.2f}", score=f"{val.score:.3f}")
                 if on_validation:
                     on_validation(record)
                 save_checkpoint()

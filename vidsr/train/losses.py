@@ -59,6 +59,23 @@ class SRGANGeneratorLoss(nn.Module):
         return {"loss": content + self.adv_weight * adversarial, "content": content, "adversarial": adversarial}
 
 
+def bicubic_regret(sr: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+    """How far each patch's MSE lies above that of a bicubic upscale of its LR, zero where the network
+    does better; the batch mean.
+
+    Added to the pixel loss (``--regret-weight``), it weighs more the patches where the network loses
+    to bicubic.  On aliased LR those are the ones it over-sharpens: the pixel loss alone averages them
+    with the many patches where sharpening pays, and the matrix's aliased row ends below bicubic.
+    """
+    from vidsr.resample import resize
+
+    with torch.no_grad():
+        bicubic = resize(lr.float(), tuple(hr.shape[-2:]), "bicubic", antialias=False)
+        floor = (bicubic - hr).pow(2).flatten(1).mean(1)
+    own = (sr - hr).pow(2).flatten(1).mean(1)
+    return F.relu(own - floor).mean()
+
+
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy: real HR patches are 1, super-resolved ones 0."""
     real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))

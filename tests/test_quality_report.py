@@ -1,0 +1,64 @@
+"""benchmarks/quality.py renders what it measured: the split it used, report figures first, the bars honestly."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ROWS = ("bicubic-aa", "bicubic", "area", "blur", "jpeg", "h264", "noise")
+
+
+def _matrix(gains: list[float]) -> dict:
+    rows = [
+        {"degradation": n, "gain": g, "psnr": 30 + g, "bicubic_psnr": 30.0, "lanczos_psnr": 30.1}
+        for n, g in zip(ROWS, gains, strict=True)
+    ]
+    return {"rows": rows, "mean_gain": sum(gains) / len(gains), "worst_gain": min(gains)}
+
+
+def _side(gains: list[float], niqe: float) -> dict:
+    protocol = {"psnr": 30 + gains[0], "ssim": 0.9, "bicubic_psnr": 30.0, "bicubic_ssim": 0.88}
+    return {"protocol": protocol, "matrix": _matrix(gains), "niqe": niqe, "s3": 0.2}
+
+
+def _entry(model: str, default: bool, report: list[float], selection: list[float], niqe: float = 6.0) -> dict:
+    return {
+        "name": f"{model} robust", "model": model, "scale": 2, "weights": f"{model}_x2.robust.safetensors",
+        "set": "robust", "default": default, "trained_on": "robust-v3", "selected_on": "shared/data/val selection half",
+        "history": [{"steps": 10, "seconds": 60, "device": "cpu"}], "target_psnr": None,
+        "report": _side(report, niqe), "selection": _side(selection, niqe),
+    }  # fmt: skip
+
+
+def test_the_report_side_leads_and_the_bars_read_it(quality) -> None:
+    good = _entry("espcn", True, [0.5, 0.1, 0.4, 0.9, 0.1, 0.1, 0.5], [1.2, 0.8, 1.1, 1.3, 0.5, 0.3, 1.4])
+    worse = _entry("srresnet", False, [1.0, -0.3, 1.0, 1.0, 0.3, 0.2, 1.0], [1.0, 0.5, 1.0, 1.0, 0.4, 0.3, 1.0])
+    payload = {
+        "machine": "CPU (test)", "command": "quality.py", "val_set": "shared/data/val",
+        "split": {"rule": "odd first byte reports", "selection": ["a.png"], "report": ["b.png"]},
+        "rows": {n: n for n in ROWS}, "entries": [good, worse],
+        "references": {"report": {"original": {"niqe": 5.0, "s3": 0.5}, "bicubic": {"2": {"niqe": 6.5, "s3": 0.1}}}},
+        "temporal": None, "skipped": [],
+    }  # fmt: skip
+    text = quality.render(payload)
+    assert "* **report** side (1): b.png" in text and "* **selection** side (1): a.png" in text
+    # The best set is the one the selection side ranks first (espcn, 1.05 > 0.82), read on the report side.
+    best = next(line for line in text.splitlines() if line.startswith("| x2 best set"))
+    assert "espcn robust" in best and "worst +0.10" in best and best.endswith("| no |")  # mean6 +0.42 < +0.8
+    default = next(line for line in text.splitlines() if line.startswith("| x2 CLI default"))
+    assert default.endswith("| yes |")
+    assert "| srresnet robust | +1.00 | -0.30 |" in text  # the report side's cells, not the selection side's
+    assert quality.mean6(good["report"]["matrix"]) == pytest.approx((0.5 + 0.1 + 0.4 + 0.9 + 0.1 + 0.5) / 6)
