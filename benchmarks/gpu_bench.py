@@ -416,11 +416,13 @@ def render_cli(cli: list[dict], h3: str) -> list[str]:
         "Each `vidsr upscale ... --json -q` in a fresh process with a fresh engine dir (`VIDSR_ENGINE_DIR`):",
         "the defaults cold, again warm, then `-m bicubic`; `startup s` counts from the process's start.",
         "",
-        "| command | cache | backend | precision | frames | startup s | steady fps | fps | wall s | bound by |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| command | cache | backend | precision | frames | startup s | start-up phases s | steady fps | fps | wall s"
+        " | bound by |",
+        "| --- | --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
     for r in cli:
-        cells = [f"`{r['command']}`", r["cache"], r["backend"], r["precision"], r["frames"], r["startup_s"]]
+        phases = ", ".join(f"{name} {s}" for name, s in (r.get("startup_phases") or {}).items()) or None
+        cells = [f"`{r['command']}`", r["cache"], r["backend"], r["precision"], r["frames"], r["startup_s"], phases]
         cells += [r["steady_fps"], r["fps"], r["wall_s"], r["bound_by"] or "–"]
         lines.append("| " + " | ".join("–" if c is None else str(c) for c in cells) + " |")
     by_run = {(r["run"], r["cache"]): r for r in cli}

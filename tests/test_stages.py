@@ -158,6 +158,9 @@ def test_summary_reports_startup_steady_rate_and_stages(tmp_path):
     stages = summary.stage_seconds
     assert set(stages) == set(STAGES) and all(v >= 0 for v in stages.values())
     assert stages["encode"] > 0 and stages["decode"] > 0 and stages["model"] > 0
+    phases = summary.startup_phases
+    assert list(phases) == ["input open", "first frame"]
+    assert sum(phases.values()) == pytest.approx(summary.startup_s, abs=0.005)
 
 
 def test_cli_json_counts_startup_from_the_process_start(tmp_path):
@@ -168,6 +171,7 @@ def test_cli_json_counts_startup_from_the_process_start(tmp_path):
     data = json.loads(result.output)
     # In-process (CliRunner), the "process start" is pytest's: far earlier than the run itself.
     assert data["startup_s"] > data["seconds"] and set(data["stage_seconds"]) == set(STAGES)
+    assert list(data["startup_phases"]) == ["model ready", "input open", "first frame"]
 
 
 def test_compile_is_asked_for_not_the_default():

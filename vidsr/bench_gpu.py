@@ -95,6 +95,7 @@ def cli_startup_rows(clip: Path, work: Path, timeout_s: float) -> list[dict[str,
                 "wall_s": summary["wall_s"],
                 "bound_by": _bound_by(summary),
                 "stage_seconds": summary.get("stage_seconds"),
+                "startup_phases": summary.get("startup_phases"),
             }
         )
     return rows

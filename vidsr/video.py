@@ -67,6 +67,7 @@ class UpscaleSummary:
     startup_s: float | None = None
     steady_fps: float | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    startup_phases: dict[str, float] = field(default_factory=dict)  # where startup_s went (StageClock)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +127,7 @@ def upscale_video(
     on_frames: Callable[[int], None] | None = None,
     before_commit: Callable[[], None] | None = None,
     started: float | None = None,
+    marks: dict[str, float] | None = None,
 ) -> UpscaleSummary:
     """Upscale every frame of ``src`` into ``dst`` (default ``<stem>.x<scale><ext>``).
 
@@ -136,9 +138,12 @@ def upscale_video(
     reuse a loaded model across files, ``on_frames(n)`` to hear of frames as they are written,
     ``before_commit()`` to hear that the complete output is about to take its final name (a batch
     worker stops turning a stop request into an interruption there: the file is done).  ``started``:
-    the :func:`time.perf_counter` time the summary's ``startup_s`` counts from (default: this call).
+    the :func:`time.perf_counter` time the summary's ``startup_s`` counts from (default: this call);
+    ``marks``: earlier moments of the start-up by name (the CLI's ``model ready``), for ``startup_phases``.
     """
     clock = StageClock(started=time.perf_counter() if started is None else started)
+    for name, at in (marks or {}).items():
+        clock.mark(name, at)
     src = Path(src)
     up = upscaler or Upscaler(
         model, scale, weights=weights, device=device, precision=precision, backend=backend, tile_pixels=tile_pixels
@@ -186,6 +191,7 @@ def upscale_video(
             return up.download(out)  # waited for in the encode thread (the pipeline's "download")
 
         sink = VideoSink(final, encode, spec, source.passthrough, source.metadata, clock=clock)
+        clock.mark("input open")  # decoder (NVDEC), field detection, encoder set up
         began = time.perf_counter()
         try:
             with progress_bar(total=source.frames_estimate, desc=src.name, enabled=progress) as bar:
@@ -241,6 +247,7 @@ def upscale_video(
         startup_s=None if clock.startup_s is None else round(clock.startup_s, 3),
         steady_fps=None if clock.steady_fps is None else round(clock.steady_fps, 2),
         stage_seconds=clock.report(),
+        startup_phases=clock.startup_phases,
     )
 
 

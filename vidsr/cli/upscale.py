@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,7 @@ def upscale(
 
         torch.set_num_threads(threads)  # torch-cpu's model threads; onnxruntime gets them below
     up = choice.upscaler(threads)
+    model_ready = time.perf_counter()  # imports, the weights, the backend and its device
     if not quiet and not as_json:
         click.echo(f"vidsr: {up.describe()}", err=True)
     if is_image(input_path):
@@ -73,6 +75,7 @@ def upscale(
             progress=not quiet and not as_json,
             upscaler=up,
             started=process_started(),  # start-up as the user waits for it: imports and model loading too
+            marks={"model ready": model_ready},
         )
     if as_json:
         emit_json(summary.to_dict())
