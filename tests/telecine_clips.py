@@ -12,6 +12,8 @@ import av
 import numpy as np
 from archival_clips import Planes, grey_chroma, psnr, weave
 
+from vidsr.media.filtergraph import drain
+
 FILM_RATE = Fraction(24000, 1001)
 VIDEO_RATE = Fraction(30000, 1001)
 SIZE = (96, 64)  # fieldmatch's combing blocks are 16x16 inside an 8-pixel border: room for a few
@@ -32,15 +34,6 @@ def film_picture(t: float, size: tuple[int, int] = SIZE) -> np.ndarray:
 
 def film(count: int, start: int = 0) -> list[np.ndarray]:
     return [film_picture(t) for t in range(start, start + count)]
-
-
-def _drain(graph: av.filter.Graph) -> list[av.VideoFrame]:
-    out = []
-    while True:
-        try:
-            out.append(graph.vpull())
-        except (av.error.BlockingIOError, av.error.EOFError):
-            return out
 
 
 def _frame(planes: Planes, pts: int, time_base: Fraction) -> av.VideoFrame:
@@ -79,9 +72,9 @@ def telecine(pictures: list[np.ndarray], order: str) -> list[Planes]:
     frames = []
     for i, luma in enumerate(pictures):
         graph.vpush(_frame(grey_chroma(luma), i, time_base))
-        frames += _drain(graph)
+        frames += drain(graph)
     graph.vpush(None)
-    frames += _drain(graph)
+    frames += drain(graph)
     return [_planes(f) for f in frames]
 
 
