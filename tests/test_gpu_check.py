@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,9 +244,14 @@ def test_gpu_check_plan_only_prints_the_checks_and_the_benchmark(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_cpu_dry_run_goes_end_to_end_and_merges(gpu_check, gpu_bench, tmp_path):
+def test_a_cpu_dry_run_goes_end_to_end_and_merges(gpu_check, gpu_bench, tmp_path, monkeypatch):
     """Everything the GPU run does, on the CPU with tiny clips: nothing fails; what does not fit is
-    dropped by plan; the six files to bring back; the merge into a RESULTS.md."""
+    dropped by plan; the six files to bring back; the merge into a RESULTS.md.  The source clip is
+    made here (a clean clone has no shared data), where the GPU run reads vtest.avi."""
+    data = tmp_path / "data"
+    (data / "video").mkdir(parents=True)
+    make_clip(data / "video" / "vtest.avi", frames=24, size=(96, 64), codec="mpeg4")
+    monkeypatch.setattr(gpu_check, "DATA", data)
     out, work = tmp_path / "out", tmp_path / "work"
     args = ["--device", "cpu", "--frames", "3", "--sizes", "48x32x4,64x36x2,96x54x2", "--budget", "75"]
     assert gpu_check.main([*args, "--out", str(out), "--work", str(work)]) == 0
