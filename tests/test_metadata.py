@@ -131,3 +131,18 @@ def test_probe_lists_the_metadata(tmp_path):
         "video_language": "fra",
         "field_order": "unknown",
     }
+
+
+def test_per_language_housekeeping_tags_are_not_carried():
+    """box.mp4 (VLC) has ``encoder`` and ``encoder-eng``: both describe the old encoding, so neither is
+    carried, and no warning says the new MP4 could not hold it."""
+    from conftest import data_path
+
+    from vidsr.media.metadata import read
+
+    src = data_path("video", "box.mp4")
+    with av.open(str(src)) as c:
+        assert "encoder-eng" in c.metadata
+        kept = read(c, c.streams.video[0]).container
+    # Not kept, so not compared with what the output holds: no "cannot hold ... encoder-eng" warning.
+    assert not [k for k in kept if k.lower().startswith("encoder")], kept

@@ -58,7 +58,8 @@ def _kept(tags: dict[str, str]) -> dict[str, str]:
     return {
         k: v
         for k, v in stream_metadata(tags).items()
-        if k.lower() not in _HOUSEKEEPING and not k.upper().startswith("_STATISTICS") and v != ""
+        # MP4/MOV repeat a tag per language as "name-eng": the same housekeeping under another key.
+        if k.lower().split("-", 1)[0] not in _HOUSEKEEPING and not k.upper().startswith("_STATISTICS") and v != ""
     }
 
 
