@@ -10,9 +10,26 @@ from vidsr.evaluate import evaluate_images, evaluate_matrix, load_rgb, module_up
 from vidsr.models import build_model
 from vidsr.models.weights import SHIPPED_DIR, WEIGHT_SETS, read_metadata, shipped_sets
 from vidsr.niqe import mean_niqe
+from vidsr.split import RULE, side_of
 
 SHIPPED = sorted(SHIPPED_DIR.glob("*.safetensors"))
 KEYS = {"architecture", "model", "scale", "recipe", "val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim", "val_set"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_set_says_which_photos_picked_it_and_which_report_on_it(path) -> None:
+    """Issue 24: figures a set was not tuned on.  ``benchmarks/quality.py --stamp`` writes the report side's
+    figures; a set trained since the split records the selection photos that picked its checkpoint."""
+    meta = read_metadata(path)
+    reported = meta["reported_on"]
+    assert (reported["side"], reported["rule"]) == ("report", RULE)
+    assert reported["images"] and all(side_of(name) == "report" for name in reported["images"])
+    figures = meta["report"]
+    assert set(figures) >= {"psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "matrix", "niqe", "s3"}
+    if "selected_on" in meta:  # trained since the split
+        selected = meta["selected_on"]
+        assert selected["side"] == "selection" and selected["rule"] == RULE
+        assert not set(selected["images"]) & set(reported["images"])
 
 
 def test_the_promised_weights_ship() -> None:

@@ -52,3 +52,15 @@ def test_srgan_resumes_from_a_compact_checkpoint(tmp_path: Path) -> None:
     b = torch.load(resumed.checkpoint, weights_only=True)["model"]
     for key, value in a.items():  # close to the uninterrupted run, not bit for bit
         torch.testing.assert_close(b[key], value, atol=1e-4, rtol=1e-2)
+
+
+def test_keep_validated_writes_every_validated_step(tmp_path: Path) -> None:
+    data, val = make_photos(tmp_path / "train", 2, 48, 0), make_photos(tmp_path / "val", 1, 36, 1)
+    config = TrainConfig(
+        model="espcn", scale=2, data=str(data), val=str(val), out=str(tmp_path / "run.pt"), steps=4, batch=2,
+        patch=16, val_every=2, progress=False, val_side="all", keep_validated=True,
+    )  # fmt: skip
+    train(config)
+    kept = sorted(p.name for p in tmp_path.glob("run.step*.safetensors"))
+    assert kept == ["run.step2.safetensors", "run.step4.safetensors"]
+    assert read_metadata(tmp_path / "run.step2.safetensors")["step"] == 2

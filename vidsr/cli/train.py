@@ -111,6 +111,11 @@ _SCALES = click.Choice(["2", "3", "4"])
     default=0.0,
     help="Add this x the per-patch MSE above a bicubic upscale's (patches where the network loses) [0: off].",
 )
+@click.option(
+    "--keep-validated",
+    is_flag=True,
+    help="Also write each validated step's weights as OUT.stepN.safetensors (to compare a GAN's checkpoints).",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -86,6 +86,9 @@ class TrainConfig:
     val_side: str = "selection"
     # >0: add this x the per-patch excess of MSE over bicubic's (vidsr.train.losses.bicubic_regret).
     regret_weight: float = 0.0
+    # Also write each validated step's weights (<out>.step<N>.safetensors): for choosing among a GAN's
+    # checkpoints by what validation does not measure (flicker on the selection clips).
+    keep_validated: bool = False
 
     @property
     def hr_patch(self) -> int:
@@ -442,6 +445,10 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
                     best = {"psnr": val.psnr, "ssim": val.ssim, "step": step, "score": val.score}
                     best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
                     save_weights(evaluated, best_path, {**arch_meta, "step": step})
+                if config.keep_validated:
+                    save_weights(
+                        evaluated, ckpt_path.with_suffix(f".step{step}.safetensors"), {**arch_meta, "step": step}
+                    )
                 record = {
                     "step": step,
                     "loss": float(np.mean(running)),
