@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import av
@@ -111,3 +112,15 @@ def test_a_container_that_cannot_hold_the_encoder_says_so(tmp_path, master):
             master, tmp_path / "out.webm", model="nearest", scale=2, device="cpu", encode=EncodeOptions(codec="ffv1")
         )
     assert str(err.value) == f"cannot encode {tmp_path / 'out.webm'}: .webm cannot hold ffv1; try .mkv"
+
+
+@pytest.mark.parametrize(("cores", "threading"), [(2, "SLICE"), (16, "FRAME")])
+def test_x264_gets_frame_threads_on_machines_with_many_cores(monkeypatch, cores, threading):
+    """Frame threads measured faster on the 16-core GPU host, slices on the 2-core CPU."""
+    from vidsr.media import encoders
+
+    monkeypatch.setattr(encoders.os, "cpu_count", lambda: cores)
+    with av.open(io.BytesIO(), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        encoders.configure(stream, "libx264", EncodeOptions(crf=18), quiet=True)
+        assert stream.codec_context.thread_type.name == threading

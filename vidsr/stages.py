@@ -5,7 +5,8 @@ The stages run in three threads (:mod:`vidsr.pipeline`): the decode thread ``dec
 encode thread ``download`` (results to host memory), ``frames`` (planes -> encoder frames) and
 ``encode`` (the encoder and the muxer).  Each stage is timed by the one thread that runs it, so
 the counters need no lock.  On CUDA the model's kernels run asynchronously: ``model`` is the
-host's time to queue them and ``download`` includes waiting for them.
+host's time to queue them and ``download`` includes waiting for them; likewise an encoder with
+threads of its own (libx264's frame threads) does most of its work outside ``encode``.
 
 A stage whose seconds come near the run's wall time is what bounds it; the sum exceeds the wall
 time by however much the threads overlapped.

@@ -7,6 +7,7 @@ without a lossless mode are refused rather than silently writing a lossy "master
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ DEFAULT_CODECS = {"avi": "mpeg4", "webm": "libvpx-vp9"}
 # --lossless without --codec: FFV1 where the container is meant to hold it, else lossless H.264.
 LOSSLESS_DEFAULTS = {"matroska": "ffv1", "avi": "ffv1", "nut": "ffv1", "webm": "libvpx-vp9"}
 _FF_QP2LAMBDA = 118
+# Cores from which libx264 gets frame threads (measured better on 16 cores, slightly worse on 2).
+FRAME_THREADS_FROM_CORES = 8
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,11 @@ def configure(stream: av.video.stream.VideoStream, codec: str, opts: EncodeOptio
         options["crf"] = str(opts.crf)
     if opts.preset is not None:
         options["preset"] = opts.preset
-    if codec == "libx264":
+    if codec == "libx264" and (os.cpu_count() or 1) >= FRAME_THREADS_FROM_CORES:
         # x264's frame threads, not the sliced threads PyAV asks every encoder for (its default
-        # thread_type is SLICE): alone at 3840x2160, veryfast, 54 fps against 46 on the 16-core H200
-        # host, and no slower on a 2-core CPU (42 against 39-42 at 1080p); see benchmarks/RESULTS.md.
+        # thread_type is SLICE): alone at 3840x2160, veryfast, 53 fps against 46 on the 16-core H200
+        # host, and its 4K io_ceiling 47 fps against 31 (benchmarks/RESULTS.md).  On the 2-core CPU
+        # frame threads were 2% slower end to end (vtest.avi x2, 3 runs each), so small machines keep slices.
         cc.thread_type = "FRAME"
     if codec == "libx265" and quiet:
         _add_param(options, "x265-params", "log-level=error")
