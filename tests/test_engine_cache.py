@@ -107,15 +107,15 @@ def test_default_engine_dir_in_this_checkout(monkeypatch):
 
 
 def _installed_copy(tmp_path, monkeypatch):
-    """engine_cache.py as an installed package would hold it: site-packages/vidsr/backends/, no checkout."""
+    """cachedir.py as an installed package would hold it: site-packages/vidsr/, no checkout."""
     import importlib.util
 
-    target = tmp_path / "site-packages" / "vidsr" / "backends" / "engine_cache.py"
+    target = tmp_path / "site-packages" / "vidsr" / "cachedir.py"
     target.parent.mkdir(parents=True)
-    target.write_text((Path(__file__).resolve().parents[1] / "vidsr" / "backends" / "engine_cache.py").read_text())
-    spec = importlib.util.spec_from_file_location("installed_engine_cache", target)
+    target.write_text((Path(__file__).resolve().parents[1] / "vidsr" / "cachedir.py").read_text())
+    spec = importlib.util.spec_from_file_location("installed_cachedir", target)
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     return module
 

@@ -43,9 +43,7 @@ def spectral_map(luma: np.ndarray) -> np.ndarray:
     rows, cols = blocks.shape[:2]
     blocks = blocks.reshape(-1, size, size).astype(np.float64)
     luminance = (0.7656 + 0.0364 * blocks) ** 2.2
-    lit = (np.ptp(luminance, axis=(1, 2)) > MIN_LUMINANCE_RANGE) & (
-        luminance.mean(axis=(1, 2)) > MIN_MEAN_LUMINANCE
-    )
+    lit = (np.ptp(luminance, axis=(1, 2)) > MIN_LUMINANCE_RANGE) & (luminance.mean(axis=(1, 2)) > MIN_MEAN_LUMINANCE)
     window = np.hanning(size)
     magnitude = np.abs(np.fft.rfft2(blocks * np.outer(window, window)))
     radius, radii = _radial_bins(size)

@@ -30,30 +30,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from vidsr.cachedir import ENGINE_DIR_ENV, default_engine_dir
 from vidsr.errors import BackendError
 
 log = logging.getLogger(__name__)
 
-ENGINE_DIR_ENV = "VIDSR_ENGINE_DIR"
 SIDECAR_VERSION = 1
 T = TypeVar("T")
-
-
-def default_engine_dir() -> Path:
-    """``$VIDSR_ENGINE_DIR``; else ``engines/`` of the checkout vidsr runs from; else the user cache.
-
-    A checkout is recognised by ``pyproject.toml`` and ``engines/`` beside the package;
-    an installed vidsr (site-packages, Docker) uses ``$XDG_CACHE_HOME/vidsr/engines``
-    (``~/.cache/vidsr/engines``), never a folder inside site-packages.
-    """
-    env = os.environ.get(ENGINE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file() and (root / "engines").is_dir():
-        return root / "engines"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "vidsr" / "engines"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

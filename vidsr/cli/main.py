@@ -41,4 +41,7 @@ _register()
 
 
 def main() -> None:
+    from vidsr.bytecode import keep_bytecode
+
+    keep_bytecode()  # before any command imports PyTorch
     cli.main(prog_name="vidsr")
