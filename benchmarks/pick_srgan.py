@@ -1,7 +1,7 @@
 """Pick the SRGAN checkpoint to ship, on the selection side only: naturalness, fidelity and flicker.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pick_srgan.py runs/srgan_x4.step*.safetensors \
-        [--reference srresnet:paper] [--json picks.json]
+        [--reference srresnet:paper] [--json picks.json] [--export runs/srgan_x4_pick.safetensors]
 
 The rule, fixed before run 2's figures were seen: among the candidates whose protocol gain over
 bicubic on the selection photos is at least ``SRGAN_MIN_GAIN`` (0.7 dB; the bar is 0.5 on photos
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -67,6 +68,9 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "data" / "video")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--export", type=Path, default=None, help="write the pick here with its run's full metadata (a step file)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     assert all(side_of(c) == "selection" for c in CLIPS)  # the rule may only look at the selection side
@@ -94,6 +98,29 @@ def main() -> None:
     print(f"pick: {pick}")
     if args.json:
         args.json.write_text(json.dumps({"reference": reference, "candidates": results, "pick": pick}, indent=1) + "\n")
+    if args.export and pick:
+        export_step(Path(pick), args.export)
+        print(f"wrote {args.export}")
+
+
+def export_step(step_file: Path, dest: Path) -> None:
+    """Export ``RUN.stepN.safetensors`` as ``vidsr train`` exports its pick: fp16, with the metadata of its run
+    (``RUN.pt``'s options, steps and time) measured on the selection photos, ``selected_step`` N."""
+    from dataclasses import fields
+
+    from safetensors.torch import load_file
+
+    from vidsr.train.loop import TrainConfig, export_weights
+
+    run, _, step = step_file.name.removesuffix(".safetensors").rpartition(".step")
+    if not run or not step.isdigit():  # a run's final export already carries its metadata
+        shutil.copyfile(step_file, dest)
+        return
+    checkpoint = torch.load(step_file.with_name(f"{run}.pt"), map_location="cpu", weights_only=True)
+    options = {f.name: checkpoint["config"][f.name] for f in fields(TrainConfig) if f.name in checkpoint["config"]}
+    options["extra_photos"] = tuple(options.get("extra_photos", ()))
+    config = TrainConfig(**options)
+    export_weights(config, load_file(str(step_file)), dest, checkpoint["seconds"], checkpoint["step"], int(step))
 
 
 if __name__ == "__main__":

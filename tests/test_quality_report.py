@@ -62,3 +62,29 @@ def test_the_report_side_leads_and_the_bars_read_it(quality) -> None:
     assert default.endswith("| yes |")
     assert "| srresnet robust | +1.00 | -0.30 |" in text  # the report side's cells, not the selection side's
     assert quality.mean6(good["report"]["matrix"]) == pytest.approx((0.5 + 0.1 + 0.4 + 0.9 + 0.1 + 0.5) / 6)
+
+
+def test_the_srgan_bars_compare_with_both_srresnets_bicubic_and_the_report_clip(quality) -> None:
+    """Issue 24: NIQE 0.3 below the lowest of both SRResNet sets and bicubic, protocol +0.5 dB, and flicker on
+    the report clip within pick_srgan.py's margin of the SRResNet it came from."""
+
+    def x4(model: str, weight_set: str, niqe: float, gain: float) -> dict:
+        entry = _entry(model, weight_set == "robust", [gain] * 7, [gain] * 7, niqe)
+        return {**entry, "name": f"{model} {weight_set}", "set": weight_set, "scale": 4}
+
+    entries = [x4("srresnet", "paper", 6.3, 0.9), x4("srresnet", "robust", 6.1, 0.4), x4("srgan", "paper", 5.85, 0.6)]
+    references = {"report": {"bicubic": {"4": {"niqe": 6.8}}}}
+
+    def row(name: str, tdiff: float) -> dict:
+        return {"clip": "vtest.avi", "side": "report", "scale": 4, "name": name, "tdiff_error": tdiff,
+                "static_flicker": 0.15}  # fmt: skip
+
+    def bars(temporal: dict) -> list[str]:
+        return [line for line in quality._bars(entries, references, temporal) if line.startswith("| SRGAN")]
+
+    niqe_bar, flicker_bar = bars({"rows": [row("srresnet paper", 1.00), row("srgan paper", 1.04)]})
+    assert "srresnet robust 6.10" in niqe_bar and niqe_bar.endswith("| no |")  # 5.85 > 6.10 - 0.3
+    assert "+4.0%" in flicker_bar and flicker_bar.endswith("| yes |")
+    entries[2]["report"]["niqe"] = 5.75
+    niqe_bar, flicker_bar = bars({"rows": [row("srresnet paper", 1.00), row("srgan paper", 1.06)]})
+    assert niqe_bar.endswith("| yes |") and flicker_bar.endswith("| no |")
