@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import data_path
 
 from vidsr.degrade import matrix_rows
 from vidsr.evaluate import evaluate_images, evaluate_matrix, load_rgb, module_upscaler
 from vidsr.models import build_model
-from vidsr.models.weights import SHIPPED_DIR, WEIGHT_SETS, read_metadata, shipped_sets
+from vidsr.models.weights import SHIPPED_DIR, WEIGHT_SETS, read_metadata, shipped_sets, shipped_weights_path
 from vidsr.niqe import mean_niqe
 from vidsr.split import RULE, side_of
 
@@ -94,15 +96,41 @@ def test_the_default_weights_hold_up_on_every_row_of_the_matrix(model, scale) ->
         assert robust.mean_gain > protocol.mean_gain + 0.1, (robust.summary(), protocol.summary())
 
 
-def test_srgan_is_more_natural_than_the_srresnet_it_came_from() -> None:
-    """What SRGAN is for, measured without a reference: on textured val photos its x4 outputs score a
-    lower (more natural) NIQE than the SRResNet it was fine-tuned from (QUALITY.md has the full set)."""
+def test_srgan_is_more_natural_than_srresnet_and_still_beats_bicubic() -> None:
+    """What SRGAN is for, recomputed here without a reference: on four textured val photos (both sides) its x4
+    outputs score a NIQE at least 0.3 lower (more natural) than both SRResNet sets' and bicubic's (issue 24's
+    margin), while its protocol PSNR-Y on two of them stays 0.3 dB above bicubic's: a guard, not issue 24's
+    +0.5 dB bar, which is checked on the report side's stamped figures below."""
     if "paper" not in shipped_sets("srgan", 4):
         pytest.skip("no srgan x4 weights ship")
     names = ("building.png", "fruits.png", "squirrel_cls.png", "baboon.png")
     images = [(n, load_rgb(data_path("val", n))) for n in names]
-    scores = {
-        model: mean_niqe(images, 4, module_upscaler(build_model(model, 4, weights="paper").module, "rgb"))
-        for model in ("srresnet", "srgan")
+    upscalers = {
+        f"{model} {weight_set}": module_upscaler(build_model(model, 4, weights=weight_set).module, "rgb")
+        for model, weight_set in (("srresnet", "paper"), ("srresnet", "robust"), ("srgan", "paper"))
     }
-    assert scores["srgan"] < scores["srresnet"] - 0.03, scores
+    scores = {name: mean_niqe(images, 4, upscale) for name, upscale in upscalers.items()}
+    scores["bicubic"] = mean_niqe(images, 4, None)
+    others = min(v for k, v in scores.items() if k != "srgan paper")
+    assert scores["srgan paper"] < others - 0.3, scores
+    protocol = evaluate_images(images[:2], 4, upscalers["srgan paper"])
+    assert protocol.psnr > protocol.bicubic_psnr + 0.3, protocol.to_dict()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 24's protocol bar is not met on the report side: +0.46 dB over bicubic (28.25 against "
+    "27.79 dB), below +0.5; the NIQE bar is (4.06 against 6.10 / 6.33 / 6.84)",
+)
+def test_srgan_meets_issue_24s_bars_on_the_report_side() -> None:
+    """Issue 24's bars for SRGAN x4 on the report photos, nothing picked on them: NIQE at least 0.3 below both
+    SRResNet sets' and bicubic's, protocol PSNR-Y at least 0.5 dB above bicubic.  Read from the figures
+    ``benchmarks/quality.py --stamp`` wrote into the shipped files (bicubic's NIQE from its quality.json)."""
+    if "paper" not in shipped_sets("srgan", 4):
+        pytest.skip("no srgan x4 weights ship")
+    report = read_metadata(shipped_weights_path("srgan", 4, "paper"))["report"]
+    srresnet = [read_metadata(shipped_weights_path("srresnet", 4, w))["report"]["niqe"] for w in ("paper", "robust")]
+    quality = json.loads((SHIPPED_DIR.parents[2] / "benchmarks" / "quality.json").read_text())
+    bicubic = quality["references"]["report"]["bicubic"]["4"]["niqe"]
+    assert report["niqe"] <= min(*srresnet, bicubic) - 0.3, (report["niqe"], srresnet, bicubic)
+    assert report["psnr"] - report["bicubic_psnr"] >= 0.5, report
