@@ -1,6 +1,6 @@
 """A training checkpoint small enough to commit, so a run can go on in another session.
 
-    .venv/bin/python -m vidsr.train.checkpoint runs/srgan_x4.pt checkpoints/srgan_x4.resume.pt
+    .venv/bin/python -m vidsr.train.checkpoint runs/srgan_x4.pt benchmarks/training/srgan_x4.resume.pt
 
 ``runs/`` is git-ignored and each session starts from a fresh checkout, so a long CPU run (SRGAN's
 adversarial fine-tuning) would start over every time.  The compact file keeps everything
