@@ -128,3 +128,29 @@ def test_the_cli_can_ask_before_pytorch_is_imported(module):
     """keep_bytecode is useless once PyTorch is in: the CLI's module and this one must not import it."""
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
+
+
+def test_the_clis_child_processes_use_its_folder(tmp_path):
+    """A batch worker imports PyTorch while unpickling its task: the folder travels in the environment
+    and ``import vidsr``, the first vidsr code such a process runs, puts the finder in place."""
+    site, engines = tmp_path / "site", tmp_path / "engines"
+    _package(site, "standin")
+    _package(site, "otherpkg")
+    folder = engines / "pycache" / "inherited"
+    child = """
+        import sys
+        import vidsr
+        from vidsr.bytecode import KeptBytecodeFinder, inherit_bytecode_folder
+        print([f.package for f in sys.meta_path if isinstance(f, KeptBytecodeFinder)])
+        inherit_bytecode_folder("standin")
+        import standin
+    """
+    assert _run(site, engines, child, VIDSR_BYTECODE_FOLDER=str(folder)) == "['torch']"
+    assert [p.name for p in sorted(folder.rglob("*.pyc"))] == ["__init__.pyc", "sub.pyc"]
+    # The CLI side: keep_bytecode names its folder for the children.
+    parent = """
+        import os
+        from vidsr.bytecode import keep_bytecode
+        print(keep_bytecode("standin") == __import__("pathlib").Path(os.environ["VIDSR_BYTECODE_FOLDER"]))
+    """
+    assert _run(site, engines, parent) == "True"

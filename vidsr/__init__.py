@@ -4,7 +4,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from vidsr.bytecode import inherit_bytecode_folder
 from vidsr.errors import BackendError, InputError, ModelError, OutputError, UnsupportedError, VidsrError
+
+inherit_bytecode_folder()  # in the CLI's batch workers, before they import PyTorch
 
 
 def __getattr__(name: str):

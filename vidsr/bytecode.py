@@ -12,8 +12,9 @@ Only PyTorch's modules are redirected, by a finder that hands them a loader read
 that folder; every other package keeps Python's own caching, untouched (a global
 ``sys.pycache_prefix`` would make Python recompile all of them once, measured at 7 s here).  The
 files are Python's own format (magic number, source mtime and size), so an upgraded PyTorch or
-Python is recompiled, never run stale.  ``VIDSR_BYTECODE_CACHE=0`` turns this off, as does an
-explicit ``PYTHONPYCACHEPREFIX``.
+Python is recompiled, never run stale.  Batch workers the CLI starts use the same folder (through
+``VIDSR_BYTECODE_FOLDER``).  ``VIDSR_BYTECODE_CACHE=0`` turns this off, as does an explicit
+``PYTHONPYCACHEPREFIX``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from vidsr.cachedir import default_engine_dir
 
 SWITCH_ENV = "VIDSR_BYTECODE_CACHE"
+FOLDER_ENV = "VIDSR_BYTECODE_FOLDER"  # the CLI's folder, for its child processes (batch workers)
 PROBE = "torch"  # the one import that matters: hundreds of modules, most of the start-up
 
 
@@ -60,7 +62,19 @@ def keep_bytecode(package: str = PROBE) -> Path | None:
     except OSError:
         return None  # an unwritable engine folder: start as before, slower, not broken
     sys.meta_path.insert(0, KeptBytecodeFinder(package, folder))
+    os.environ[FOLDER_ENV] = str(folder)
     return folder
+
+
+def inherit_bytecode_folder(package: str = PROBE) -> None:
+    """In a process the CLI started (a spawned or Ray batch worker, which imports PyTorch while
+    unpickling its task, before any of its own code runs): the CLI's folder.  ``vidsr/__init__``
+    calls this, the first vidsr code any such process runs."""
+    folder = os.environ.get(FOLDER_ENV)
+    if not folder or package in sys.modules:
+        return
+    if not any(isinstance(finder, KeptBytecodeFinder) and finder.package == package for finder in sys.meta_path):
+        sys.meta_path.insert(0, KeptBytecodeFinder(package, Path(folder)))
 
 
 class KeptBytecodeFinder:
