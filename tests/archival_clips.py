@@ -129,3 +129,21 @@ def comb(luma: np.ndarray) -> float:
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     err = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if err == 0 else float(10 * np.log10(peak**2 / err))
+
+
+def nearest_batch(inputs: list[Path], out: Path, encode, seconds: float | None = None):
+    """``vidsr batch`` of ``inputs`` into ``out`` with the free model (nearest x2 on torch-cpu, one
+    thread), cut into pieces of ``seconds`` when given: the report."""
+    from vidsr.batch import BatchOptions, UpscaleSettings, run_batch
+    from vidsr.batch.options import RuntimeSettings
+
+    return run_batch(
+        [str(i) for i in inputs],
+        BatchOptions(
+            out_dir=out,
+            upscale=UpscaleSettings("nearest", 2, None, encode),
+            runtime=RuntimeSettings(device="cpu", backend="torch-cpu", threads=1),
+            segment_seconds=seconds,
+            progress=False,
+        ),
+    )

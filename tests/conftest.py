@@ -48,6 +48,17 @@ def vidsr_logger_restored():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Training runs compared bit for bit: one thread, restored afterwards for the other tests."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def plain_cpu(monkeypatch):
     """A CPU without VNNI or native bf16, whatever this one has: what auto picks is then the same everywhere."""
     from vidsr.backends import int8, openvino

@@ -8,13 +8,12 @@ from fractions import Fraction
 
 import av
 import pytest
-from archival_clips import comb, grey_chroma, noise_planes, psnr, read_planes, weave, write_clip
+from archival_clips import comb, grey_chroma, nearest_batch, noise_planes, psnr, read_planes, weave, write_clip
 from click.testing import CliRunner
 from test_interlace import FRAMES, PICTURES
 from test_metadata import EXPECTED, archival, facts
 
-from vidsr.batch import BatchOptions, UpscaleSettings, run_batch, segments
-from vidsr.batch.options import RuntimeSettings
+from vidsr.batch import segments
 from vidsr.cli import cli
 from vidsr.media.interlace import VERDICT_TAG
 from vidsr.media.sink import EncodeOptions
@@ -22,16 +21,7 @@ from vidsr.media.source import VideoSource
 
 
 def batch(src, out, encode: EncodeOptions, seconds: float | None = 0.15):
-    report = run_batch(
-        [str(src)],
-        BatchOptions(
-            out_dir=out,
-            upscale=UpscaleSettings("nearest", 2, None, encode),
-            runtime=RuntimeSettings(device="cpu", backend="torch-cpu", threads=1),
-            segment_seconds=seconds,
-            progress=False,
-        ),
-    )
+    report = nearest_batch([src], out, encode, seconds)
     assert report.exit_code == 0, report.files
     (outcome,) = report.files
     if seconds is not None:

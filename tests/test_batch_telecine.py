@@ -8,12 +8,11 @@ import json
 
 import av
 import pytest
-from archival_clips import grey_chroma, read_planes
+from archival_clips import grey_chroma, nearest_batch, read_planes
 from click.testing import CliRunner
 from telecine_clips import film, telecine, video_rate, write_ntsc
 
-from vidsr.batch import BatchOptions, UpscaleSettings, run_batch, segments
-from vidsr.batch.options import RuntimeSettings
+from vidsr.batch import segments
 from vidsr.cli import cli
 from vidsr.media import cadence
 from vidsr.media.interlace import CADENCE_TAG, VERDICT_TAG
@@ -24,16 +23,7 @@ ENCODE = EncodeOptions(codec="ffv1")
 
 
 def batch(inputs, out, seconds: float | None = None):
-    return run_batch(
-        [str(i) for i in inputs],
-        BatchOptions(
-            out_dir=out,
-            upscale=UpscaleSettings("nearest", 2, None, ENCODE),
-            runtime=RuntimeSettings(device="cpu", backend="torch-cpu", threads=1),
-            segment_seconds=seconds,
-            progress=False,
-        ),
-    )
+    return nearest_batch(inputs, out, ENCODE, seconds)
 
 
 @pytest.fixture

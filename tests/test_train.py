@@ -24,14 +24,7 @@ from vidsr.train.loop import TrainConfig, train
 from vidsr.train.losses import SRGANGeneratorLoss, discriminator_loss
 from vidsr.train.vgg import RELU5_4, VGGFeatures, load_vgg19, vgg19_features
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training runs compared bit for bit: one thread, restored afterwards for the other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # runs compared bit for bit
 
 
 @pytest.fixture

@@ -15,13 +15,7 @@ from vidsr.models.weights import read_metadata, save_weights
 from vidsr.train.checkpoint import compact
 from vidsr.train.loop import TrainConfig, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # runs compared bit for bit
 
 
 def test_srgan_resumes_from_a_compact_checkpoint(tmp_path: Path) -> None:
