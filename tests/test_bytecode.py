@@ -1,12 +1,13 @@
-"""vidsr.bytecode: PyTorch's bytecode kept in the engine folder where Python cannot keep it, read back
-on the next start, recompiled when the source changes, and no other package touched.  A stand-in
-package plays PyTorch (the real one has its bytecode in this venv)."""
+"""vidsr.bytecode: bytecode kept in the engine folder where Python cannot keep it, read back on the
+next start, recompiled when the source changes, and packages with their own bytecode untouched.  A
+stand-in package plays PyTorch (the real one has its bytecode in this venv)."""
 
 from __future__ import annotations
 
 import importlib.util
 import marshal
 import os
+import py_compile
 import subprocess
 import sys
 import textwrap
@@ -44,12 +45,27 @@ def _run(site: Path, engines: Path, code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
+def _compiled_package(site: Path, name: str) -> Path:
+    """A package whose installer compiled its bytecode beside its sources, as pip does."""
+    folder = _package(site, name)
+    for source in folder.glob("*.py"):
+        py_compile.compile(str(source), cfile=importlib.util.cache_from_source(str(source)), doraise=True)
+    return folder
+
+
 KEEP_AND_IMPORT = """
     from vidsr.bytecode import keep_bytecode
     folder = keep_bytecode("standin")
-    import standin, otherpkg
+    import standin, otherpkg, compiledpkg
     print(folder, standin.sub.VALUE, otherpkg.sub.VALUE)
 """
+
+
+def _packages(site: Path, value: int = 1) -> Path:
+    """standin (plays PyTorch), otherpkg (also without bytecode), compiledpkg (with its own)."""
+    _package(site, "otherpkg")
+    _compiled_package(site, "compiledpkg")
+    return _package(site, "standin", value)
 
 
 def _kept(engines: Path) -> list[Path]:
@@ -58,18 +74,19 @@ def _kept(engines: Path) -> list[Path]:
 
 def test_kept_read_back_and_recompiled_when_the_source_changes(tmp_path):
     site, engines = tmp_path / "site", tmp_path / "engines"
-    package = _package(site, "standin")
-    _package(site, "otherpkg")
+    package = _packages(site)
+    compiled = sorted(site.rglob("*.pyc"))
     folder, value, other = _run(site, engines, KEEP_AND_IMPORT).split()
     assert Path(folder) == engines / "pycache" / sys.implementation.cache_tag
     assert (value, other) == ("1", "1")
     kept = _kept(engines)
-    assert [p.name for p in kept] == ["__init__.pyc", "sub.pyc"]
-    assert all("standin" in p.parts for p in kept)  # otherpkg's bytecode is Python's business
-    assert not list(site.rglob("*.pyc"))  # nothing written beside the sources
+    assert sorted((p.parent.name, p.name) for p in kept) == [
+        (name, file) for name in ("otherpkg", "standin") for file in ("__init__.pyc", "sub.pyc")
+    ]  # compiledpkg's bytecode is Python's business
+    assert sorted(site.rglob("*.pyc")) == compiled  # nothing written beside the sources
 
     # The next start runs the kept bytecode: swap in other code under the same header and see it run.
-    sub = next(p for p in kept if p.name == "sub.pyc")
+    sub = next(p for p in kept if p.name == "sub.pyc" and p.parent.name == "standin")
     data = sub.read_bytes()
     sub.write_bytes(data[:16] + marshal.dumps(compile("VALUE = 2\n", str(package / "sub.py"), "exec")))
     assert _run(site, engines, KEEP_AND_IMPORT).split()[1] == "2"
@@ -82,8 +99,7 @@ def test_kept_read_back_and_recompiled_when_the_source_changes(tmp_path):
 
 def test_damaged_kept_bytecode_is_compiled_afresh(tmp_path):
     site, engines = tmp_path / "site", tmp_path / "engines"
-    _package(site, "standin", value=7)
-    _package(site, "otherpkg")
+    _packages(site, value=7)
     _run(site, engines, KEEP_AND_IMPORT)
     for path in _kept(engines):
         path.write_bytes(path.read_bytes()[:20])  # header intact, code truncated
@@ -92,8 +108,7 @@ def test_damaged_kept_bytecode_is_compiled_afresh(tmp_path):
 
 def test_switched_off_or_explicit_prefix_leaves_python_alone(tmp_path):
     site, engines = tmp_path / "site", tmp_path / "engines"
-    _package(site, "standin")
-    _package(site, "otherpkg")
+    _packages(site)
     assert _run(site, engines, KEEP_AND_IMPORT, **{SWITCH_ENV: "0"}).split()[0] == "None"
     prefix = tmp_path / "prefix"
     assert _run(site, engines, KEEP_AND_IMPORT, PYTHONPYCACHEPREFIX=str(prefix)).split()[0] == "None"
@@ -134,19 +149,21 @@ def test_the_clis_child_processes_use_its_folder(tmp_path):
     """A batch worker imports PyTorch while unpickling its task: the folder travels in the environment
     and ``import vidsr``, the first vidsr code such a process runs, puts the finder in place."""
     site, engines = tmp_path / "site", tmp_path / "engines"
-    _package(site, "standin")
-    _package(site, "otherpkg")
+    _packages(site)
     folder = engines / "pycache" / "inherited"
     child = """
         import sys
         import vidsr
-        from vidsr.bytecode import KeptBytecodeFinder, inherit_bytecode_folder
-        print([f.package for f in sys.meta_path if isinstance(f, KeptBytecodeFinder)])
-        inherit_bytecode_folder("standin")
-        import standin
+        from vidsr.bytecode import KeptBytecodeFinder
+        print([str(f.folder) for f in sys.meta_path if isinstance(f, KeptBytecodeFinder)])
+        import standin, compiledpkg
     """
-    assert _run(site, engines, child, VIDSR_BYTECODE_FOLDER=str(folder)) == "['torch']"
-    assert [p.name for p in sorted(folder.rglob("*.pyc"))] == ["__init__.pyc", "sub.pyc"]
+    assert _run(site, engines, child, VIDSR_BYTECODE_FOLDER=str(folder)) == str([str(folder)])
+    assert [p.name for p in sorted((folder / site.relative_to("/") / "standin").rglob("*.pyc"))] == [
+        "__init__.pyc",
+        "sub.pyc",
+    ]
+    assert not list(folder.rglob("compiledpkg"))
     # The CLI side: keep_bytecode names its folder for the children.
     parent = """
         import os

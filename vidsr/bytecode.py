@@ -1,19 +1,21 @@
-"""PyTorch's bytecode kept across runs where Python cannot keep it beside the sources.
+"""Bytecode kept across runs where Python cannot keep it beside the sources.
 
 Python caches each module's compiled bytecode in ``__pycache__`` beside its source.  Where that
 cache is missing and Python may not write it (a read-only site-packages, as in some GPU images,
 or ``PYTHONDONTWRITEBYTECODE``, which many container images set), every start compiles the
-Python of PyTorch afresh: 1.1 s more to ``import torch`` on a 2-core Xeon, and about 2.2 s of the
-5.5 s warm start-up on the H200 host (README, GPU throughput).  There the CLI keeps PyTorch's
-bytecode in ``pycache/`` of the engine folder, beside the engines and compiled kernels, so only
-the first run compiles it.
+Python of PyTorch, numpy and the rest afresh: 1.1 s more to ``import torch`` on a 2-core Xeon;
+on the H200 host, whose PyTorch and numpy ship no bytecode, ``import torch`` took 3.4-4.5 s so and
+about 1.4 s with it kept, and the CLI's warm start-up went from 5.2-6.0 s to 3.1-4.3 s (README,
+GPU throughput).  There the CLI keeps that bytecode in ``pycache/`` of the engine folder, beside
+the engines and compiled kernels, so only the first run compiles it.
 
-Only PyTorch's modules are redirected, by a finder that hands them a loader reading and writing
-that folder; every other package keeps Python's own caching, untouched (a global
-``sys.pycache_prefix`` would make Python recompile all of them once, measured at 7 s here).  The
-files are Python's own format (magic number, source mtime and size), so an upgraded PyTorch or
-Python is recompiled, never run stale.  Batch workers the CLI starts use the same folder (through
-``VIDSR_BYTECODE_FOLDER``).  ``VIDSR_BYTECODE_CACHE=0`` turns this off, as does an explicit
+Python's path finder is wrapped in its place: a source module whose bytecode Python has beside
+it (or can write there) loads as always; only the others read and write the folder.  (A global
+``sys.pycache_prefix`` would instead make Python recompile every package once, measured at 7 s
+here.)  The files are Python's own format (magic number, source mtime and size), so an upgraded
+package or Python is recompiled, never run stale.  Batch workers the CLI starts use the same
+folder (through ``VIDSR_BYTECODE_FOLDER``).  PyTorch is the probe: where Python keeps its
+bytecode, nothing changes.  ``VIDSR_BYTECODE_CACHE=0`` turns this off, as does an explicit
 ``PYTHONPYCACHEPREFIX``.
 """
 
@@ -34,7 +36,7 @@ PROBE = "torch"  # the one import that matters: hundreds of modules, most of the
 
 
 def bytecode_folder(package: str = PROBE) -> Path | None:
-    """Where to keep ``package``'s bytecode, or None where Python keeps it itself (or it is absent)."""
+    """Where to keep bytecode, or None where Python keeps ``package``'s itself (or it is absent)."""
     if sys.pycache_prefix is not None or os.environ.get(SWITCH_ENV) == "0":
         return None
     try:
@@ -43,17 +45,14 @@ def bytecode_folder(package: str = PROBE) -> Path | None:
         return None
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
-    cached = Path(importlib.util.cache_from_source(spec.origin))
-    if cached.is_file():
-        return None
-    if not sys.dont_write_bytecode and _writable(cached.parent):
-        return None  # this first import writes it, as always
+    if _python_keeps(spec.origin):
+        return None  # there already, or this first import writes it, as always
     return default_engine_dir() / "pycache" / sys.implementation.cache_tag
 
 
 def keep_bytecode(package: str = PROBE) -> Path | None:
-    """Keep ``package``'s bytecode in the engine folder where :func:`bytecode_folder` says so;
-    returns the folder.  Call before ``package`` is imported."""
+    """Keep bytecode in the engine folder where :func:`bytecode_folder` says so; returns the
+    folder.  Call before ``package`` is imported."""
     folder = bytecode_folder(package)
     if folder is None or package in sys.modules:
         return None
@@ -61,9 +60,10 @@ def keep_bytecode(package: str = PROBE) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None  # an unwritable engine folder: start as before, slower, not broken
-    sys.meta_path.insert(0, KeptBytecodeFinder(package, folder))
-    os.environ[FOLDER_ENV] = str(folder)
-    return folder
+    if _install(folder):
+        os.environ[FOLDER_ENV] = str(folder)
+        return folder
+    return None
 
 
 def inherit_bytecode_folder(package: str = PROBE) -> None:
@@ -71,29 +71,38 @@ def inherit_bytecode_folder(package: str = PROBE) -> None:
     unpickling its task, before any of its own code runs): the CLI's folder.  ``vidsr/__init__``
     calls this, the first vidsr code any such process runs."""
     folder = os.environ.get(FOLDER_ENV)
-    if not folder or package in sys.modules:
-        return
-    if not any(isinstance(finder, KeptBytecodeFinder) and finder.package == package for finder in sys.meta_path):
-        sys.meta_path.insert(0, KeptBytecodeFinder(package, Path(folder)))
+    if folder and package not in sys.modules:
+        _install(Path(folder))
+
+
+def _install(folder: Path) -> bool:
+    """Put a :class:`KeptBytecodeFinder` in the place of Python's path finder (once)."""
+    for i, finder in enumerate(sys.meta_path):
+        if isinstance(finder, KeptBytecodeFinder):
+            return True
+        if finder is PathFinder:
+            sys.meta_path[i] = KeptBytecodeFinder(folder)
+            return True
+    return False  # an import system without the usual path finder: leave it be
 
 
 class KeptBytecodeFinder:
-    """Finds ``package`` and its submodules as Python would, then loads their sources with a
-    :class:`KeptBytecodeLoader`; declines every other name."""
+    """Python's path finder, in its place among the import finders, whose source modules without
+    bytecode Python can keep are loaded by a :class:`KeptBytecodeLoader`.  Everything else (what
+    it finds, extension modules, installed distributions for ``importlib.metadata``) is the path
+    finder's own."""
 
-    def __init__(self, package: str, folder: Path) -> None:
-        self.package, self.folder = package, folder
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
 
     def find_spec(self, name: str, path=None, target=None):
-        if name != self.package and not name.startswith(self.package + "."):
-            return None
         spec = PathFinder.find_spec(name, path, target)
-        if spec is not None and type(spec.loader) is SourceFileLoader:
+        if spec is not None and type(spec.loader) is SourceFileLoader and not _python_keeps(spec.loader.path):
             spec.loader = KeptBytecodeLoader(name, spec.loader.path, self.folder)
         return spec
 
-    def invalidate_caches(self) -> None:
-        pass
+    def __getattr__(self, name: str):
+        return getattr(PathFinder, name)  # invalidate_caches, find_distributions, ...
 
 
 class KeptBytecodeLoader(SourceFileLoader):
@@ -129,6 +138,12 @@ class KeptBytecodeLoader(SourceFileLoader):
         except OSError:
             pass  # a full or read-only disk costs speed, not the run
         return code
+
+
+def _python_keeps(source: str) -> bool:
+    """Whether Python has (or will write) ``source``'s bytecode beside it."""
+    cached = Path(importlib.util.cache_from_source(source))
+    return cached.is_file() or (not sys.dont_write_bytecode and _writable(cached.parent))
 
 
 def _writable(folder: Path) -> bool:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,11 @@ def upscale_video(
         raise OutputError(unknown_container(final))
     source_options = {"deinterlace": encode.deinterlace, "field_rate": encode.field_rate}
     hwaccel = decode_hwaccel("none" if hwdec == "auto" and up.device.type != "cuda" else hwdec)
-    with VideoSource(src, hwaccel=hwaccel, clock=clock, **source_options) as source:
+    batch = batch_size or (8 if up.device.type == "cuda" else 2)
+    # On a GPU the first batch's model call (cuDNN's kernel choice, the CUDA graph) runs while the
+    # input is still being opened; on a CPU a warm-up would only take cores from the opening.
+    warm_up = partial(up.warm_up_in_background, batch) if up.device.type == "cuda" else None
+    with VideoSource(src, hwaccel=hwaccel, clock=clock, on_size=warm_up, **source_options) as source:
         check_output_path(final, src, overwrite=overwrite)
         for note in remove_stale_partials(final):
             log.warning(note)
@@ -180,7 +185,6 @@ def upscale_video(
             warnings.append(f"output trimmed to {geometry.width}x{geometry.height}: {encode.pix_fmt} needs even sizes")
         fmt = ycbcr_format(source.tags)
         spec = VideoSpec(geometry.width, geometry.height, source.time_base, source.frame_rate, source.tags)
-        batch = batch_size or (8 if up.device.type == "cuda" else 2)
         clock.batch = batch
 
         def process(frames: list[DecodedFrame]) -> HostBatch:

@@ -17,7 +17,7 @@ import heapq
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -200,10 +200,13 @@ class VideoSource:
         deinterlace: str = "off",
         field_rate: bool = False,
         clock: StageClock | None = None,
+        on_size: Callable[[int, int], None] | None = None,
     ) -> None:
         """``deinterlace``: auto (detect; deinterlace what is interlaced, inverse telecine film), on, off,
         ivtc (see :mod:`.interlace`); ``field_rate``: one frame per field; ``clock``: where decoding
-        and plane extraction time goes (:mod:`vidsr.stages`)."""
+        and plane extraction time goes (:mod:`vidsr.stages`); ``on_size(height, width)``: hears the
+        stream's picture size as soon as its header gives it, before field detection and the first
+        frame are decoded (a model warms up meanwhile)."""
         self.path = Path(path)
         self.clock = clock or StageClock()
         self._io = threading.Lock()  # held by whoever touches the container (see the module docstring)
@@ -215,6 +218,8 @@ class VideoSource:
             self.video = video_stream(self.container, self.path)
             if threads:
                 self.video.thread_type = "AUTO"
+            if on_size is not None and self.video.height > 0 and self.video.width > 0:
+                on_size(self.video.height, self.video.width)
             self.interlace = interlace.detect(self.path, self.video, deinterlace, field_rate)
             # The stream's facts, read while it is open (PyAV 19 frees a closed container's streams).
             self._input_time_base = fraction(self.video.time_base)
