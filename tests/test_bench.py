@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from vidsr.bench import (
 )
 from vidsr.models.srresnet import srresnet
 from vidsr.models.weights import save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def row(stage: str, fps: float, model: str = "espcn") -> BenchRow:
@@ -388,3 +391,26 @@ def test_cli_startup_rows_cold_warm_and_bicubic(tmp_path):
     assert all(r["bound_by"] and set(r["stage_seconds"]) >= {"decode", "encode"} for r in rows)
     assert list((tmp_path / "work" / "cli-engines").iterdir())  # the cold run filled the fresh engine dir
     assert not list((tmp_path / "work").glob("*.mp4"))
+
+
+@pytest.mark.slow
+def test_the_startup_probe_reports_every_phase_and_the_warm_median(tmp_path):
+    """benchmarks/startup_probe.py on a CPU: the CUDA steps skip, the CLI steps report start-up by phase."""
+    clip = make_clip(tmp_path / "c.mp4", frames=4, size=(32, 24))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "startup_probe.py"), str(clip), "--warm-runs", "2"]
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "out" / "startup_probe.txt").read_text().splitlines()
+    runs = [line for line in lines if ": startup " in line]
+    assert [line.split(":")[0] for line in runs] == [
+        "cold",
+        "warm 1",
+        "warm 2",
+        "warm, VIDSR_BYTECODE_CACHE=0",
+        "bicubic 1",
+        "bicubic 2",
+        "warm, -X importtime",
+    ]
+    assert all("'model ready'" in line and "'first frame'" in line for line in runs)
+    assert any(line.startswith("warm: median ") and "of 2" in line for line in lines)
+    assert "import time:" in (tmp_path / "out" / "importtime.txt").read_text()

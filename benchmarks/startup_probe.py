@@ -1,0 +1,138 @@
+"""Where `vidsr upscale`'s start-up goes, in fresh processes: a probe for the warm start-up bar.
+
+    python benchmarks/startup_probe.py CLIP                 # on a GPU host (about 100 s at 1080p)
+    python benchmarks/startup_probe.py CLIP --warm-runs 2   # shorter; works on a CPU too (CUDA parts skip)
+
+Prints, and writes to ``--out`` (``startup_probe.txt``, ``importtime.txt``):
+
+1. whether Python keeps PyTorch's bytecode here (``vidsr.bytecode``);
+2. ``import torch`` and CUDA's set-up in a bare interpreter (no kept bytecode), twice;
+3. ``vidsr upscale CLIP -s 2 --json`` on a fresh engine dir: once cold, ``--warm-runs`` times warm,
+   once warm with ``VIDSR_BYTECODE_CACHE=0``, ``--warm-runs`` times with ``-m bicubic``, then once
+   under ``python -X importtime`` (its import log to ``importtime.txt``); each with ``startup_s`` and
+   its phases (model ready, input open, first frame), and the warm runs' median;
+4. on CUDA, the default model's first call at the clip's size and batch 8, in a fresh process for
+   each of cuDNN autotuning on/off and CUDA graphs on/off (what the first frame waits for).
+
+The H200 figures in the README's GPU throughput section (2026-12-04) came from this probe's steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = "import sys; from vidsr.cli import main; sys.exit(main())"
+IMPORT_TORCH = "import time; t = time.perf_counter(); import torch; print(f'{time.perf_counter() - t:.2f}')"
+CUDA_SETUP = (
+    "import time; import torch; t = time.perf_counter(); torch.zeros(1, device='cuda'); "
+    "torch.cuda.synchronize(); print(f'{time.perf_counter() - t:.2f}')"
+)
+FIRST_CALL = r"""
+import sys, time
+import torch
+from vidsr.upscaler import Upscaler
+height, width, autotune, graphs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1"
+up = Upscaler("espcn", 2, device="cuda")
+torch.backends.cudnn.benchmark = autotune
+if not graphs:
+    up.backend.graphs = None
+x = torch.rand(8, 1, height, width, device="cuda")
+torch.cuda.synchronize()
+t = time.perf_counter(); up.run_model(x); torch.cuda.synchronize(); first = time.perf_counter() - t
+t = time.perf_counter()
+for _ in range(10):
+    up.run_model(x)
+torch.cuda.synchronize()
+print(f"first call {first:.3f} s, then {80 / (time.perf_counter() - t):.0f} fps")
+"""
+
+
+class Probe:
+    def __init__(self, out: Path, env: dict[str, str]) -> None:
+        self.log = (out / "startup_probe.txt").open("w")
+        self.env = env
+
+    def say(self, *parts: object) -> None:
+        line = " ".join(str(p) for p in parts)
+        print(line, flush=True)
+        print(line, file=self.log, flush=True)
+
+    def python(self, code: str, *args: str, pre: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, *pre, "-c", code, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env={**self.env, **env}, timeout=600)
+
+    def upscale(self, label: str, clip: Path, args: list[str], pre: tuple[str, ...] = (), **env: str):
+        """One ``vidsr upscale`` in a fresh process: its start-up, or None if it failed."""
+        with tempfile.TemporaryDirectory() as work:
+            cmd = ["upscale", str(clip), *args, "-o", str(Path(work) / "out.mp4"), "--json", "-q"]
+            done = self.python(CLI, *cmd, pre=pre, **env)
+        if done.returncode:
+            self.say(f"{label}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
+            return None, done
+        summary = json.loads(done.stdout)
+        self.say(f"{label}: startup {summary['startup_s']} s {summary['startup_phases']} on {summary['backend']}")
+        return summary["startup_s"], done
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("clip", type=Path)
+    p.add_argument("--out", type=Path, default=Path("/tmp/vidsr-startup-probe"))
+    p.add_argument("--warm-runs", type=int, default=4)
+    a = p.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    engines = Path(tempfile.mkdtemp(prefix="vidsr-probe-engines-"))
+    env = dict(os.environ, VIDSR_ENGINE_DIR=str(engines))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    probe = Probe(a.out, env)
+
+    spec = importlib.util.find_spec("torch")
+    cached = Path(importlib.util.cache_from_source(spec.origin))
+    kept = f"bytecode beside it {cached.is_file()}, dont_write_bytecode {sys.dont_write_bytecode}"
+    probe.say(f"PyTorch {spec.origin}: {kept}")
+    for _ in range(2):
+        probe.say("bare import torch:", probe.python(IMPORT_TORCH).stdout.strip(), "s")
+    cuda = probe.python("import torch; print(torch.cuda.is_available())").stdout.strip() == "True"
+    if cuda:
+        for _ in range(2):
+            probe.say("CUDA set-up after import:", probe.python(CUDA_SETUP).stdout.strip(), "s")
+
+    probe.upscale("cold", a.clip, ["-s", "2"])
+    warm = [probe.upscale(f"warm {i + 1}", a.clip, ["-s", "2"])[0] for i in range(a.warm_runs)]
+    probe.upscale("warm, VIDSR_BYTECODE_CACHE=0", a.clip, ["-s", "2"], VIDSR_BYTECODE_CACHE="0")
+    bicubic = [probe.upscale(f"bicubic {i + 1}", a.clip, ["-m", "bicubic", "-s", "2"])[0] for i in range(a.warm_runs)]
+    for name, runs in (("warm", warm), ("bicubic", bicubic)):
+        runs = sorted(r for r in runs if r is not None)
+        if runs:
+            probe.say(f"{name}: median {statistics.median(runs):.3f} s of {len(runs)} ({runs[0]}-{runs[-1]})")
+    _, done = probe.upscale("warm, -X importtime", a.clip, ["-s", "2"], pre=("-X", "importtime"))
+    (a.out / "importtime.txt").write_text(done.stderr)
+
+    if cuda:
+        import av
+
+        with av.open(str(a.clip)) as container:
+            height, width = container.streams.video[0].height, container.streams.video[0].width
+        for autotune in "10":
+            for graphs in "10":
+                done = probe.python(FIRST_CALL, str(height), str(width), autotune, graphs)
+                result = done.stdout.strip() or done.stderr.strip()[-300:]
+                probe.say(f"first call, cuDNN autotuning {autotune}, CUDA graphs {graphs}: {result}")
+    return 0
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    code = main()
+    print(f"probe done in {time.perf_counter() - started:.0f} s")
+    sys.exit(code)
