@@ -20,6 +20,7 @@ from torch import nn
 
 from vidsr.colour import BT601_STUDIO, rgb_to_luma
 from vidsr.degrade import matrix_rows, pillow_resize, quantise, row_rng
+from vidsr.ensemble import self_ensemble
 from vidsr.errors import InputError
 from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
 from vidsr.resample import resize
@@ -129,13 +130,19 @@ class EvalResult:
 Upscale = Callable[[torch.Tensor], torch.Tensor]
 
 
-def module_upscaler(module: nn.Module, colour: str, device: str | torch.device = "cpu") -> Upscale:
-    """Wrap a network: RGB models see RGB, Y models the LR's studio-range Y; output rounded to 8 bits."""
+def module_upscaler(
+    module: nn.Module, colour: str, device: str | torch.device = "cpu", *, ensemble: bool = False
+) -> Upscale:
+    """Wrap a network: RGB models see RGB, Y models the LR's studio-range Y; output rounded to 8 bits.
+    ``ensemble``: the mean over the eight turns of the input (:mod:`vidsr.ensemble`), as ``--ensemble``."""
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        return module(x).float()
 
     @torch.no_grad()
     def run(lr_rgb: torch.Tensor) -> torch.Tensor:
-        x = lr_rgb if colour == "rgb" else rgb_to_luma(lr_rgb, BT601_STUDIO)
-        out = module(x[None].to(device)).float().cpu()[0]
+        x = (lr_rgb if colour == "rgb" else rgb_to_luma(lr_rgb, BT601_STUDIO))[None].to(device)
+        out = (self_ensemble(call, x) if ensemble else call(x)).cpu()[0]
         out = quantise(out.clamp(0.0, 1.0))
         if colour == "rgb":
             return luma_255(out)
@@ -276,17 +283,19 @@ def evaluate_folder(
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
     degradations: str | list[str] | None = None,
+    ensemble: bool = False,
 ) -> EvalResult | MatrixResult:
     """The protocol on every image in ``folder`` for ``model`` (a registry name) at ``scale``.
 
     With ``degradations`` (``"all"``, or row names of :data:`vidsr.degrade.MATRIX`), the matrix instead.
+    ``ensemble``: the learned model's self-ensemble (:mod:`vidsr.ensemble`).
     """
     from vidsr.models import build_model
 
     loaded = build_model(model, scale, weights=weights)
     upscale: Upscale | None = None
     if loaded.spec.learned:
-        upscale = module_upscaler(loaded.module.to(device), loaded.spec.colour, device)
+        upscale = module_upscaler(loaded.module.to(device), loaded.spec.colour, device, ensemble=ensemble)
     elif model != "bicubic":
         # Other baselines upscale RGB the same way bicubic does, with their own kernel.
         upscale = module_upscaler(loaded.module, "rgb")

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from vidsr.backends import Backend, BackendOptions, create_backend, precision_of
 from vidsr.colour import BT601_STUDIO, YCbCrFormat, planes_to_rgb8, rgb8_to_planes, rgb_to_ycbcr, ycbcr_to_rgb
+from vidsr.ensemble import self_ensemble
 from vidsr.errors import InputError
 from vidsr.hostbuffers import BufferPool, HostBatch
 from vidsr.media.depth import EIGHT_BIT, SampleDepth, quantise, to_float, to_numpy, to_torch
@@ -116,6 +117,7 @@ class Upscaler:
         engine_dir: str | Path | None = None,
         threads: int | None = None,
         loaded: LoadedModel | None = None,
+        ensemble: bool = False,
     ) -> None:
         """``tile_pixels``: input frames with more pixels are tiled (None: about one 1080p frame;
         0: never).  ``tile_overlap``: input pixels of context around each tile (None: the
@@ -123,7 +125,9 @@ class Upscaler:
         on torch-cuda.  ``engine_dir``: TensorRT engine and ONNX cache.  ``threads``: the
         model's threads on the CPU runtimes (openvino, onnxruntime; None: ``torch.get_num_threads()``).
         ``loaded``: an already built model (benchmarks use randomly initialised ones) instead of
-        ``model``/``weights``.
+        ``model``/``weights``.  ``ensemble``: each frame through the model eight times, flipped and
+        transposed, and the outputs averaged (:mod:`vidsr.ensemble`): better pictures, eight times the
+        model's work.
         """
         self.loaded: LoadedModel = loaded or build_model(model, scale, weights=weights)
         # Backends convert the module in place (fp16, bf16); the FP32 fallback restores from this copy
@@ -139,6 +143,7 @@ class Upscaler:
         self.tile_overlap = (
             overlap_for(self.spec.architecture, self.loaded.module) if tile_overlap is None else tile_overlap
         )
+        self.ensemble = ensemble
         self.warnings: list[str] = []
         self._checked = False
         self._copy_stream: torch.cuda.Stream | None = None  # uploads
@@ -161,6 +166,8 @@ class Upscaler:
 
     def describe(self) -> str:
         text = f"{self.spec.name} x{self.scale} on {self.backend.name} ({precision_of(self.backend)})"
+        if self.ensemble:
+            text += ", self-ensemble of 8"
         reason = getattr(self.backend, "reason", None)
         if self.options.backend == "auto" and reason:
             text += f", chosen by auto: {reason}"
@@ -192,14 +199,10 @@ class Upscaler:
         if key in self._warmed:
             return
         channels = 3 if self.spec.colour == "rgb" else 1
-
-        def call(x: torch.Tensor) -> torch.Tensor:
-            return self.backend(x.to(self.backend.dtype).contiguous())
-
         with torch.inference_mode(), _on_device(self.device):
             x = torch.zeros(batch, channels, height, width, device=self.device)
             plan = self._tile_plan(height, width)
-            call(x) if plan is None else run_tiled(call, x, self.scale, plan)
+            self._backend_out(x) if plan is None else run_tiled(self._backend_out, x, self.scale, plan)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
         self._warmed.add(key)
@@ -237,7 +240,7 @@ class Upscaler:
 
     def _call_backend(self, x: torch.Tensor) -> torch.Tensor:
         """The backend on ``x`` as float32, with the reduced-precision check on the first batch."""
-        out = self.backend(x.to(self.backend.dtype).contiguous()).float()
+        out = self._backend_out(x)
         if not self._checked:
             self._checked = True
             problem = _precision_problem(x, out) if self.backend.dtype in (torch.float16, torch.bfloat16) else None
@@ -249,8 +252,23 @@ class Upscaler:
                 self.options = replace(self.options, precision="fp32")
                 self.loaded.module.float().load_state_dict(self._fp32_state)
                 self.backend = create_backend(self.loaded, self.options)
-                out = self.backend(x.to(self.backend.dtype).contiguous()).float()
+                out = self._backend_out(x)
         return out
+
+    def _backend_out(self, x: torch.Tensor) -> torch.Tensor:
+        """The backend on ``x`` as float32; with ``ensemble``, the mean over its eight turns (its four
+        flips where the backend bounds each side, as a TensorRT profile does, and ``x`` transposed
+        would not fit)."""
+
+        def run(t: torch.Tensor) -> torch.Tensor:
+            return self.backend(t.to(self.backend.dtype).contiguous()).float()
+
+        if not self.ensemble:
+            return run(x)
+        max_hw = getattr(self.backend, "max_input_hw", None)
+        height, width = x.shape[-2:]
+        transpose = max_hw is None or (width <= max_hw[0] and height <= max_hw[1])
+        return self_ensemble(run, x, transpose=transpose)
 
     def _chroma_kernel(self) -> str:
         return getattr(self.loaded.module, "kernel", "bicubic")

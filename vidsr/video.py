@@ -69,6 +69,7 @@ class UpscaleSummary:
     steady_fps: float | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     startup_phases: dict[str, float] = field(default_factory=dict)  # where startup_s went (StageClock)
+    ensemble: bool = False  # the model's self-ensemble (--ensemble)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +100,7 @@ class UpscaleSummary:
             fps=round(frames_out / seconds, 2) if seconds > 0 else 0.0,
             width=width,
             height=height,
+            ensemble=up.ensemble,
             **extra,
         )
 

@@ -24,6 +24,7 @@ class UpscaleSettings:
     scale: int = 2
     weights: str | None = None
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    ensemble: bool = False  # vidsr.ensemble: eight turns of each frame averaged
 
     def fingerprint(self) -> dict[str, Any]:
         weights = None
@@ -36,7 +37,9 @@ class UpscaleSettings:
         # Every encode option, by name: one added to EncodeOptions later is part of the output too.
         # Through JSON, as the manifest stores it (tuples come back as lists), so a rerun compares equal.
         encode = json.loads(json.dumps(dataclasses.asdict(self.encode)))
-        return {"model": self.model, "scale": self.scale, "weights": weights, **encode}
+        # The self-ensemble only when asked: folders begun before the option existed resume.
+        ensemble = {"ensemble": True} if self.ensemble else {}
+        return {"model": self.model, "scale": self.scale, "weights": weights, **ensemble, **encode}
 
 
 @dataclass(frozen=True)

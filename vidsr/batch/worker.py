@@ -202,6 +202,7 @@ def get_upscaler(spec: WorkerSpec, device: str | None = None) -> Any:
             tile_pixels=r.tile_pixels,
             compile=r.compile,
             engine_dir=r.engine_dir,
+            ensemble=u.ensemble,
         )
         STATE.spec = spec
     return STATE.upscaler

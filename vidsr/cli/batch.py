@@ -77,7 +77,9 @@ def batch(
         quiet_ffmpeg()
     options = BatchOptions(
         out_dir=out_dir,
-        upscale=UpscaleSettings(choice.model, choice.scale, str(choice.weights) if choice.weights else None, encode),
+        upscale=UpscaleSettings(
+            choice.model, choice.scale, str(choice.weights) if choice.weights else None, encode, choice.ensemble
+        ),
         runtime=RuntimeSettings(
             choice.device,
             choice.precision,

@@ -51,6 +51,12 @@ _MODEL_OPTIONS = (
         "and plain cuDNN won every ESPCN autotune; compiled code is cached in the engine dir.",
     ),
     click.option(
+        "--ensemble",
+        is_flag=True,
+        help="Run the model on the 8 flips and transposes of each frame and average: better pictures "
+        "(ESPCN x2 on aliased input -0.09 -> +0.04 dB over bicubic), 8x the model's time.",
+    ),
+    click.option(
         "--engine-dir",
         type=click.Path(file_okay=False, path_type=Path),
         envvar="VIDSR_ENGINE_DIR",
@@ -103,7 +109,7 @@ def _apply(options: tuple[Callable[..., Any], ...], fn: Callable[..., Any]) -> C
 @dataclass(frozen=True)
 class ModelChoice:
     """What --model --scale --weights --device --precision --backend --batch --tile-pixels
-    --compile --engine-dir asked for, as one value."""
+    --compile --ensemble --engine-dir asked for, as one value."""
 
     model: str
     scale: int
@@ -115,6 +121,7 @@ class ModelChoice:
     tile_pixels: int | None
     compile: bool
     engine_dir: Path | None
+    ensemble: bool = False
 
     def upscaler(self, threads: int | None = None) -> Any:
         """The :class:`vidsr.upscaler.Upscaler` this choice describes."""
@@ -131,14 +138,16 @@ class ModelChoice:
             compile=self.compile,
             engine_dir=self.engine_dir,
             threads=threads,
+            ensemble=self.ensemble,
         )
 
 
-_MODEL_NAMES = ("model", "scale", "weights", "device", "precision", "backend", "batch_size", "tile_pixels")
+_MODEL_NAMES = ("model", "scale", "weights", "device", "precision", "backend", "batch_size", "tile_pixels", "ensemble")
 
 
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--model --scale --weights --device --precision --backend --batch --tile-pixels --compile --engine-dir.
+    """--model --scale --weights --device --precision --backend --batch --tile-pixels --compile --ensemble
+    --engine-dir.
 
     The command receives them as one ``choice`` (a :class:`ModelChoice`)."""
 

@@ -169,10 +169,18 @@ def train(model_name: str, scale: str, out: Path | None, threads: int | None, as
     "bicubic-aa, bicubic, area, blur, jpeg, h264, noise.",
 )
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--ensemble", is_flag=True, help="The model's self-ensemble, as `vidsr upscale --ensemble`.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-image (or per-row) and mean figures as JSON.")
 @handle_errors
 def evaluate(
-    images: Path, model_name: str, scale: str, weights: str | None, degradations: str | None, device: str, as_json: bool
+    images: Path,
+    model_name: str,
+    scale: str,
+    weights: str | None,
+    degradations: str | None,
+    device: str,
+    ensemble: bool,
+    as_json: bool,
 ) -> None:
     """PSNR/SSIM on Y of MODEL vs bicubic over a folder of HR IMAGES.
 
@@ -184,7 +192,13 @@ def evaluate(
     from vidsr.evaluate import MatrixResult, evaluate_folder
 
     result = evaluate_folder(
-        images, model=model_name, scale=int(scale), weights=weights, device=device, degradations=degradations
+        images,
+        model=model_name,
+        scale=int(scale),
+        weights=weights,
+        device=device,
+        degradations=degradations,
+        ensemble=ensemble,
     )
     if as_json:
         emit_json(result.to_dict())
