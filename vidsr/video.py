@@ -100,7 +100,7 @@ class UpscaleSummary:
             fps=round(frames_out / seconds, 2) if seconds > 0 else 0.0,
             width=width,
             height=height,
-            ensemble=up.ensemble,
+            ensemble=getattr(up, "ensemble", False),  # bench stand-ins have none
             **extra,
         )
 
