@@ -314,3 +314,22 @@ def test_the_cli_start_up_bars_judge_the_median_of_the_warm_runs(gpu_bench):
     assert "* cold start-up 6.3 s (<= 10: yes)" in lines
     assert "* warm start-up 3.200 s of 3 (2.9-4.4) (<= 3: **no**)" in lines  # not the best run, not the worst
     assert "* defaults / bicubic, steady (medians): 0.89 (>= 0.9: **no**)" in lines  # 34 / 38
+
+
+def test_the_nvdec_check_makes_its_h264_clip_from_vtest_when_box_mp4_did_not_fit(gpu_check, tmp_path, monkeypatch):
+    """A lease's 64 MiB may carry vtest.avi alone.  Here "NVDEC" is software decoding (no GPU), so the two
+    decodes agree exactly; what is checked is the clip made for it and the comparison."""
+    import av
+
+    from vidsr.backends import hwvideo
+
+    (tmp_path / "data" / "video").mkdir(parents=True)
+    make_clip(tmp_path / "data" / "video" / "vtest.avi", frames=10, size=(96, 64), codec="mpeg4")
+    monkeypatch.setattr(gpu_check, "DATA", tmp_path / "data")
+    monkeypatch.setattr(hwvideo, "decode_hwaccel", lambda mode: "cuda")
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda path, *a, hwaccel=None, **k: real_open(path, *a, **k))
+    status, figures = gpu_check.hwdec_check(tmp_path / "work")
+    assert (status, figures.split(";")[-1].strip()) == ("PASS", "max Y diff 0"), figures
+    with real_open(str(tmp_path / "work" / "nvdec_check.mp4")) as made:
+        assert made.streams.video[0].codec_context.name == "h264" and made.streams.video[0].frames == 8
