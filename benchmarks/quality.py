@@ -254,17 +254,16 @@ def main() -> None:
 def _measured(entry: dict, path: Path, kept: list[dict], sides: dict) -> dict:
     """``entry`` with its figures on both sides: from ``kept`` where the same tensors (and ensemble) were
     measured before, else measured now."""
-    ensemble = bool(entry.get("ensemble"))
-    for e in kept:
-        if (e.get("weights"), e.get("tensors_sha256"), bool(e.get("ensemble"))) == (
-            entry["weights"],
-            entry["tensors_sha256"],
-            ensemble,
-        ):
-            return {**e, **entry}
+
+    def key(e: dict) -> tuple:
+        return e.get("weights"), e.get("tensors_sha256"), bool(e.get("ensemble"))
+
+    same = next((e for e in kept if key(e) == key(entry)), None)
+    if same is not None:
+        return {**same, **entry}
     started = time.perf_counter()
     loaded = build_model(entry["model"], entry["scale"], weights=path)
-    upscale = module_upscaler(loaded.module, loaded.spec.colour, ensemble=ensemble)
+    upscale = module_upscaler(loaded.module, loaded.spec.colour, ensemble=bool(entry.get("ensemble")))
     for side in SIDES:
         entry[side] = measure(sides[side], entry["scale"], upscale, entry["model"])
     entry["seconds"] = round(time.perf_counter() - started, 1)

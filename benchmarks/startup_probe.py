@@ -9,8 +9,9 @@ Prints, and writes to ``--out`` (``startup_probe.txt``, ``importtime.txt``):
 2. ``import torch`` and CUDA's set-up in a bare interpreter (no kept bytecode), twice;
 3. ``vidsr upscale CLIP -s 2 --json`` on a fresh engine dir: once cold, ``--warm-runs`` times warm,
    once warm with ``VIDSR_BYTECODE_CACHE=0``, ``--warm-runs`` times with ``-m bicubic``, then once
-   under ``python -X importtime`` (its import log to ``importtime.txt``); each with ``startup_s`` and
-   its phases (model ready, input open, first frame), and the warm runs' median;
+   under ``-X importtime`` (``PYTHONPROFILEIMPORTTIME=1``; its import log to ``importtime.txt``);
+   each with ``startup_s`` and its phases (model ready, input open, first frame), and the warm
+   runs' median;
 4. on CUDA, the default model's first call at the clip's size and batch 8, in a fresh process for
    each of cuDNN autotuning on/off and CUDA graphs on/off (what the first frame waits for).
 
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,8 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
+
 ROOT = Path(__file__).resolve().parents[1]
-CLI = "import sys; from vidsr.cli import main; sys.exit(main())"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the checkout's vidsr, installed or not
+
+from vidsr.bench_gpu import cli_env, cli_upscale  # noqa: E402
+
 IMPORT_TORCH = "import time; t = time.perf_counter(); import torch; print(f'{time.perf_counter() - t:.2f}')"
 CUDA_SETUP = (
     "import time; import torch; t = time.perf_counter(); torch.zeros(1, device='cuda'); "
@@ -58,30 +63,28 @@ print(f"first call {first:.3f} s, then {80 / (time.perf_counter() - t):.0f} fps"
 
 
 class Probe:
-    def __init__(self, out: Path, env: dict[str, str]) -> None:
+    def __init__(self, out: Path, engines: Path, timeout_s: float = 600) -> None:
+        self.out, self.engines, self.timeout_s = out, engines, timeout_s
         self.log = (out / "startup_probe.txt").open("w")
-        self.env = env
 
     def say(self, *parts: object) -> None:
         line = " ".join(str(p) for p in parts)
         print(line, flush=True)
         print(line, file=self.log, flush=True)
 
-    def python(self, code: str, *args: str, pre: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, *pre, "-c", code, *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env={**self.env, **env}, timeout=600)
+    def python(self, code: str, *args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-c", code, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=cli_env(self.engines), timeout=self.timeout_s)
 
-    def upscale(self, label: str, clip: Path, args: list[str], pre: tuple[str, ...] = (), **env: str):
-        """One ``vidsr upscale`` in a fresh process: its start-up, or None if it failed."""
-        with tempfile.TemporaryDirectory() as work:
-            cmd = ["upscale", str(clip), *args, "-o", str(Path(work) / "out.mp4"), "--json", "-q"]
-            done = self.python(CLI, *cmd, pre=pre, **env)
-        if done.returncode:
-            self.say(f"{label}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
-            return None, done
-        summary = json.loads(done.stdout)
+    def upscale(self, label: str, clip: Path, args: list[str], **kwargs) -> float | None:
+        """One ``vidsr upscale`` in a fresh process (``vidsr.bench_gpu.cli_upscale``): its start-up."""
+        try:
+            summary = cli_upscale(clip, args, self.out / "probe.mp4", self.engines, self.timeout_s, **kwargs)
+        except RuntimeError as exc:
+            self.say(f"{label}: {exc}")
+            return None
         self.say(f"{label}: startup {summary['startup_s']} s {summary['startup_phases']} on {summary['backend']}")
-        return summary["startup_s"], done
+        return summary["startup_s"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warm-runs", type=int, default=4)
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    engines = Path(tempfile.mkdtemp(prefix="vidsr-probe-engines-"))
-    env = dict(os.environ, VIDSR_ENGINE_DIR=str(engines))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    probe = Probe(a.out, env)
+    probe = Probe(a.out, Path(tempfile.mkdtemp(prefix="vidsr-probe-engines-")))
 
     spec = importlib.util.find_spec("torch")
     cached = Path(importlib.util.cache_from_source(spec.origin))
@@ -108,19 +108,17 @@ def main(argv: list[str] | None = None) -> int:
             probe.say("CUDA set-up after import:", probe.python(CUDA_SETUP).stdout.strip(), "s")
 
     probe.upscale("cold", a.clip, ["-s", "2"])
-    warm = [probe.upscale(f"warm {i + 1}", a.clip, ["-s", "2"])[0] for i in range(a.warm_runs)]
-    probe.upscale("warm, VIDSR_BYTECODE_CACHE=0", a.clip, ["-s", "2"], VIDSR_BYTECODE_CACHE="0")
-    bicubic = [probe.upscale(f"bicubic {i + 1}", a.clip, ["-m", "bicubic", "-s", "2"])[0] for i in range(a.warm_runs)]
+    warm = [probe.upscale(f"warm {i + 1}", a.clip, ["-s", "2"]) for i in range(a.warm_runs)]
+    probe.upscale("warm, VIDSR_BYTECODE_CACHE=0", a.clip, ["-s", "2"], env={"VIDSR_BYTECODE_CACHE": "0"})
+    bicubic = [probe.upscale(f"bicubic {i + 1}", a.clip, ["-m", "bicubic", "-s", "2"]) for i in range(a.warm_runs)]
     for name, runs in (("warm", warm), ("bicubic", bicubic)):
         runs = sorted(r for r in runs if r is not None)
         if runs:
             probe.say(f"{name}: median {statistics.median(runs):.3f} s of {len(runs)} ({runs[0]}-{runs[-1]})")
-    _, done = probe.upscale("warm, -X importtime", a.clip, ["-s", "2"], pre=("-X", "importtime"))
-    (a.out / "importtime.txt").write_text(done.stderr)
+    importtime = {"env": {"PYTHONPROFILEIMPORTTIME": "1"}, "stderr_to": a.out / "importtime.txt"}  # -X importtime
+    probe.upscale("warm, -X importtime", a.clip, ["-s", "2"], **importtime)
 
     if cuda:
-        import av
-
         with av.open(str(a.clip)) as container:
             height, width = container.streams.video[0].height, container.streams.video[0].width
         for autotune in "10":

@@ -34,7 +34,7 @@ _CLI_CODE = "import sys; from vidsr.cli import main; sys.exit(main())"
 
 
 # -- (a) start-up through the CLI --------------------------------------------------------------
-def _cli_env(engine_dir: Path) -> dict[str, str]:
+def cli_env(engine_dir: Path) -> dict[str, str]:
     env = dict(os.environ, VIDSR_ENGINE_DIR=str(engine_dir))
     # Compiled kernels live in the engine dir unless this variable says otherwise: a cold run
     # must not find them elsewhere.
@@ -44,13 +44,26 @@ def _cli_env(engine_dir: Path) -> dict[str, str]:
     return env
 
 
-def cli_upscale(clip: Path, args: list[str], out: Path, engine_dir: Path, timeout_s: float) -> dict[str, Any]:
-    """``vidsr upscale CLIP ARGS --json -q`` in a fresh process: its summary, and the wall seconds."""
+def cli_upscale(
+    clip: Path,
+    args: list[str],
+    out: Path,
+    engine_dir: Path,
+    timeout_s: float,
+    *,
+    env: dict[str, str] | None = None,
+    stderr_to: Path | None = None,
+) -> dict[str, Any]:
+    """``vidsr upscale CLIP ARGS --json -q`` in a fresh process: its summary, and the wall seconds.
+    ``env``: variables to add; ``stderr_to``: where to keep what it printed there (an import log)."""
     cmd = [sys.executable, "-c", _CLI_CODE, "upscale", str(clip), *args, "-o", str(out), "--overwrite", "--json", "-q"]
+    environ = {**cli_env(engine_dir), **(env or {})}
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=_cli_env(engine_dir), timeout=timeout_s, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=timeout_s, check=False)
     wall = time.perf_counter() - started
     out.unlink(missing_ok=True)
+    if stderr_to is not None:
+        stderr_to.write_text(done.stderr)
     if done.returncode:
         raise RuntimeError(f"vidsr upscale {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-1500:]}")
     summary = json.loads(done.stdout)

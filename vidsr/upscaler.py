@@ -212,6 +212,8 @@ class Upscaler:
         detection, the encoder's set-up, decoding the first batch); the next model call waits for
         it.  A warm-up that fails is only logged: the real call meets the same problem and says so."""
         self._join_warm_up()
+        if (batch, height, width) in self._warmed:
+            return  # another file of the same size: nothing left to warm
 
         def warm() -> None:
             try:
@@ -259,16 +261,15 @@ class Upscaler:
         """The backend on ``x`` as float32; with ``ensemble``, the mean over its eight turns (its four
         flips where the backend bounds each side, as a TensorRT profile does, and ``x`` transposed
         would not fit)."""
-
-        def run(t: torch.Tensor) -> torch.Tensor:
-            return self.backend(t.to(self.backend.dtype).contiguous()).float()
-
         if not self.ensemble:
-            return run(x)
+            return self._run_backend(x)
         max_hw = getattr(self.backend, "max_input_hw", None)
         height, width = x.shape[-2:]
         transpose = max_hw is None or (width <= max_hw[0] and height <= max_hw[1])
-        return self_ensemble(run, x, transpose=transpose)
+        return self_ensemble(self._run_backend, x, transpose=transpose)
+
+    def _run_backend(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backend(x.to(self.backend.dtype).contiguous()).float()
 
     def _chroma_kernel(self) -> str:
         return getattr(self.loaded.module, "kernel", "bicubic")
