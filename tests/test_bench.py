@@ -109,6 +109,17 @@ def test_make_bench_input_resamples_and_trims(tmp_path):
     assert count_frames(trimmed) == 3
 
 
+def test_make_bench_input_times_frames_at_the_source_rate(tmp_path):
+    """A source whose clock is not 1/rate (box.mp4's is microseconds): each resampled frame keeps its
+    own time (stamping the frame number in the decoder's clock put every frame at 0)."""
+    src = make_clip(tmp_path / "src.mp4", frames=6, size=(64, 48), pts_step=[40] * 6)
+    small = make_bench_input(src, tmp_path / "small.mp4", 5, (32, 18))
+    with av.open(str(small)) as c:
+        video = c.streams.video[0]
+        times = sorted(float(f.pts * f.time_base) for f in c.decode(video))
+    assert times == pytest.approx([i / 25 for i in range(5)], abs=1e-3)
+
+
 def test_bench_input_runs_every_stage(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", frames=3, size=(32, 24))
     cfg = BenchConfig(models=("espcn",), scales=(2,), device="cpu", model_iters=1)

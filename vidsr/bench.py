@@ -156,14 +156,16 @@ def make_bench_input(src: Path, dst: Path, frames: int, size: tuple[int, int] | 
                 count += 1
         else:
             width, height = size
-            vout = out.add_stream("libx264", rate=vin.average_rate or Fraction(25))
+            rate = Fraction(vin.average_rate or 25)
+            vout = out.add_stream("libx264", rate=rate)
             vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
             vout.options = {"crf": "10", "preset": "veryfast"}
             for i, frame in enumerate(inp.decode(vin)):
                 if i >= frames:
                     break
                 small = frame.reformat(width=width, height=height, format="yuv420p", interpolation="BICUBIC")
-                small.pts = i
+                # Frame i at i / rate: in the encoder's clock, not the decoder's (box.mp4's is 1/1000000).
+                small.pts, small.time_base = i, 1 / rate
                 out.mux(vout.encode(small))
             out.mux(vout.encode(None))
     temp.replace(dst)

@@ -22,10 +22,9 @@ from vidsr.colour import BT601_STUDIO, rgb_to_luma
 from vidsr.degrade import matrix_rows, pillow_resize, quantise, row_rng
 from vidsr.ensemble import self_ensemble
 from vidsr.errors import InputError
+from vidsr.media.inputs import IMAGE_SUFFIXES
 from vidsr.metrics import luma_255, mod_crop, psnr_ssim_y
 from vidsr.resample import resize
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def load_rgb(path: str | Path) -> torch.Tensor:

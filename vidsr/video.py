@@ -18,6 +18,8 @@ from vidsr.errors import InputError, OutputError
 from vidsr.hostbuffers import HostBatch
 from vidsr.media import encoders
 from vidsr.media.depth import SampleDepth
+from vidsr.media.fieldscan import FieldScan
+from vidsr.media.inputs import IMAGE_SUFFIXES, is_image
 from vidsr.media.interlace import Interlace
 from vidsr.media.sink import (
     EncodeOptions,
@@ -36,8 +38,6 @@ from vidsr.stages import StageClock
 from vidsr.upscaler import Upscaler, output_geometry
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass
@@ -131,6 +131,7 @@ def upscale_video(
     before_commit: Callable[[], None] | None = None,
     started: float | None = None,
     marks: dict[str, float] | None = None,
+    fields: FieldScan | None = None,
 ) -> UpscaleSummary:
     """Upscale every frame of ``src`` into ``dst`` (default ``<stem>.x<scale><ext>``).
 
@@ -142,7 +143,9 @@ def upscale_video(
     ``before_commit()`` to hear that the complete output is about to take its final name (a batch
     worker stops turning a stop request into an interruption there: the file is done).  ``started``:
     the :func:`time.perf_counter` time the summary's ``startup_s`` counts from (default: this call);
-    ``marks``: earlier moments of the start-up by name (the CLI's ``model ready``), for ``startup_phases``.
+    ``marks``: earlier moments of the start-up by name (the CLI's ``model ready``), for ``startup_phases``;
+    ``fields``: field detection started earlier on ``src`` with ``encode``'s deinterlace options
+    (:class:`~vidsr.media.fieldscan.FieldScan`: the CLI's, which overlaps its model loading).
     """
     clock = StageClock(started=time.perf_counter() if started is None else started)
     for name, at in (marks or {}).items():
@@ -161,7 +164,7 @@ def upscale_video(
         raise OutputError(f"cannot write {final}: a video cannot be written as an image; use .mp4, .mkv or .avi")
     if not final.suffix:
         raise OutputError(unknown_container(final))
-    source_options = {"deinterlace": encode.deinterlace, "field_rate": encode.field_rate}
+    source_options = {"deinterlace": encode.deinterlace, "field_rate": encode.field_rate, "fields": fields}
     hwaccel = decode_hwaccel("none" if hwdec == "auto" and up.device.type != "cuda" else hwdec)
     batch = batch_size or (8 if up.device.type == "cuda" else 2)
     # On a GPU the first batch's model call (cuDNN's kernel choice, the CUDA graph) runs while the
@@ -266,10 +269,6 @@ def interlace_notes(found: Interlace) -> list[str]:
     if found.field_rate and found.ivtc:
         return ["--field-rate does nothing with inverse telecine: the film's own frames come out"]
     return []
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def upscale_image_file(

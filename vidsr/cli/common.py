@@ -63,7 +63,7 @@ def setup_logging(debug: bool) -> None:
 
 def quiet_ffmpeg() -> None:
     """``--quiet`` / ``--json``: encoders that print past FFmpeg's (silenced) log, libx265, to errors."""
-    from vidsr.media.sink import quiet_encoders
+    from vidsr.media.encoders import quiet_encoders  # not the sink: it would import PyTorch before the field scan
 
     quiet_encoders()
 

@@ -47,13 +47,18 @@ def upscale(
     Sound, subtitles, timestamps and colour tags are kept; the output appears
     under its final name only once complete.
     """
-    from vidsr.media.inputs import check_input_path
-    from vidsr.stages import process_started
-    from vidsr.video import is_image, upscale_image_file, upscale_video
+    from vidsr.media.fieldscan import FieldScan
+    from vidsr.media.inputs import check_input_path, is_image
 
     check_input_path(input_path)  # before loading a model: a typo should not wait for weights
     if quiet or as_json:
         quiet_ffmpeg()
+    # Field detection decodes the input's first second: it runs while PyTorch and the model load.
+    fields = None if is_image(input_path) else FieldScan(input_path, encode.deinterlace, encode.field_rate)
+
+    from vidsr.stages import process_started
+    from vidsr.video import upscale_image_file, upscale_video
+
     if threads:
         import torch
 
@@ -76,6 +81,7 @@ def upscale(
             upscaler=up,
             started=process_started(),  # start-up as the user waits for it: imports and model loading too
             marks={"model ready": model_ready},
+            fields=fields,
         )
     if as_json:
         emit_json(summary.to_dict())

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 
 from vidsr.errors import OutputError
-from vidsr.media.depth import PLANAR, planar_format
+from vidsr.media.pixfmt import PLANAR, planar_format
 
 DEFAULT_CODECS = {"avi": "mpeg4", "webm": "libvpx-vp9"}
 # --lossless without --codec: FFV1 where the container is meant to hold it, else lossless H.264.
@@ -69,8 +69,23 @@ def _add_param(options: dict[str, str], key: str, value: str) -> None:
     options[key] = f"{options[key]}:{value}" if options.get(key) else value
 
 
-def configure(stream: av.video.stream.VideoStream, codec: str, opts: EncodeOptions, *, quiet: bool) -> dict[str, str]:
-    """Set the encoder's rate control on ``stream`` and return its private options."""
+_quiet = False
+
+
+def quiet_encoders() -> None:
+    """libx265's own log (its ~28-line banner) down to errors for every encoder set up from now on.
+    FFmpeg's log needs nothing: PyAV leaves it off unless asked (``av.logging.set_level``), but x265
+    prints past it."""
+    global _quiet
+    _quiet = True
+
+
+def configure(
+    stream: av.video.stream.VideoStream, codec: str, opts: EncodeOptions, *, quiet: bool | None = None
+) -> dict[str, str]:
+    """Set the encoder's rate control on ``stream`` and return its private options (``quiet``: the
+    encoder's own log down to errors; None: as :func:`quiet_encoders` left it)."""
+    quiet = _quiet if quiet is None else quiet
     cc = stream.codec_context
     private = _private_options(cc)
     options = dict(opts.extra)

@@ -11,6 +11,13 @@ import av
 from vidsr.errors import InputError, UnsupportedError
 from vidsr.media.pyav import fraction, open_container
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_image(path: Path) -> bool:
+    """A still image, by its name (``vidsr upscale`` writes an image for an image)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
 
 def check_input_path(path: Path) -> None:
     """Fail early, with a precise message, on paths that cannot be media at all."""

@@ -23,9 +23,9 @@ import av
 
 from vidsr.errors import OutputError
 from vidsr.media import encoders, metadata
-from vidsr.media.depth import PLANAR
 from vidsr.media.encoders import DEFAULT_CODECS, EncodeOptions  # noqa: F401  (re-exported: callers import them from here)
 from vidsr.media.passthrough import Passthrough
+from vidsr.media.pixfmt import PLANAR
 from vidsr.media.source import Planes, plane_view
 from vidsr.media.tags import ColourTags
 from vidsr.stages import StageClock
@@ -61,16 +61,6 @@ class SinkReport:
 def temporary_path(final: Path) -> Path:
     """A hidden name beside ``final`` with the same extension, so the muxer is chosen alike."""
     return final.with_name(f".{final.stem}.vidsr-{os.getpid()}.partial{final.suffix}")
-
-
-_quiet = False
-
-
-def quiet_encoders() -> None:
-    """libx265's own log (its ~28-line banner) down to errors.  FFmpeg's log needs nothing: PyAV
-    leaves it off unless asked (``av.logging.set_level``), but x265 prints past it."""
-    global _quiet
-    _quiet = True
 
 
 def stale_partials(final: Path) -> tuple[list[Path], list[Path]]:
@@ -233,7 +223,7 @@ class VideoSink:
         cc.color_primaries, cc.color_trc = tags.primaries, tags.transfer
         if self.container.format.name == "avi":
             self._warn_untagged(tags.colorspace)
-        options = encoders.configure(stream, codec, opts, quiet=_quiet)
+        options = encoders.configure(stream, codec, opts)
         if options:
             stream.options = options
         return stream

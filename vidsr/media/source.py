@@ -29,8 +29,9 @@ import torch
 from vidsr.colour import rgb_to_ycbcr
 from vidsr.errors import InputError
 from vidsr.media import interlace, metadata, telecine
-from vidsr.media.depth import planar_format, storage_bits
+from vidsr.media.fieldscan import FieldScan
 from vidsr.media.inputs import open_input, truncation, video_stream
+from vidsr.media.pixfmt import planar_format, storage_bits
 from vidsr.media.pyav import fraction
 from vidsr.media.tags import ColourTags, resolve, ycbcr_format
 from vidsr.stages import StageClock
@@ -201,12 +202,14 @@ class VideoSource:
         field_rate: bool = False,
         clock: StageClock | None = None,
         on_size: Callable[[int, int], None] | None = None,
+        fields: FieldScan | None = None,
     ) -> None:
         """``deinterlace``: auto (detect; deinterlace what is interlaced, inverse telecine film), on, off,
         ivtc (see :mod:`.interlace`); ``field_rate``: one frame per field; ``clock``: where decoding
         and plane extraction time goes (:mod:`vidsr.stages`); ``on_size(height, width)``: hears the
         stream's picture size as soon as its header gives it, before field detection and the first
-        frame are decoded (a model warms up meanwhile)."""
+        frame are decoded (a model warms up meanwhile); ``fields``: the field detection, started
+        earlier on this path (:mod:`.fieldscan`), whose answer replaces detecting here."""
         self.path = Path(path)
         self.clock = clock or StageClock()
         self._io = threading.Lock()  # held by whoever touches the container (see the module docstring)
@@ -220,7 +223,8 @@ class VideoSource:
                 self.video.thread_type = "AUTO"
             if on_size is not None and self.video.height > 0 and self.video.width > 0:
                 on_size(self.video.height, self.video.width)
-            self.interlace = interlace.detect(self.path, self.video, deinterlace, field_rate)
+            early = fields.result(self.video.index, deinterlace, field_rate) if fields is not None else None
+            self.interlace = early or interlace.detect(self.path, self.video, deinterlace, field_rate)
             # The stream's facts, read while it is open (PyAV 19 frees a closed container's streams).
             self._input_time_base = fraction(self.video.time_base)
             self._input_rate = fraction(self.video.average_rate) or fraction(self.video.guessed_rate) or Fraction(25)
