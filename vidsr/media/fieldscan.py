@@ -1,9 +1,8 @@
 """Field detection started early: :func:`vidsr.media.interlace.detect` in a thread from the moment the
 input's path is known, so that it overlaps the model's loading instead of following it.
 
-idet decodes up to 60 frames of the input's start (0.27-0.29 s for 21 frames of 1080p H.264 on a
-2-core Xeon, so about 0.7 s for a second of 1080p30), and the cadence scan decodes more where it
-suspects film.  ``vidsr upscale`` starts a :class:`FieldScan` before it loads its model (which imports
+idet decodes up to 60 frames of the input's start (0.35 s for 60 frames of 1080p30 H.264 on a
+2-core Xeon), and the cadence scan decodes more where it suspects film.  ``vidsr upscale`` starts a :class:`FieldScan` before it loads its model (which imports
 PyTorch: a second or more); :class:`~vidsr.media.source.VideoSource` takes the answer when it opens the
 input.  Where the early scan failed (a damaged or unsupported file) or looked at another stream, the
 source finds out for itself, in its own thread, and raises what a bad input deserves: this module
