@@ -2,14 +2,14 @@
 input's path is known, so that it overlaps the model's loading instead of following it.
 
 idet decodes up to 60 frames of the input's start (0.35 s for 60 frames of 1080p30 H.264 on a
-2-core Xeon), and the cadence scan decodes more where it suspects film.  ``vidsr upscale`` starts a :class:`FieldScan` before it loads its model (which imports
-PyTorch: a second or more); :class:`~vidsr.media.source.VideoSource` takes the answer when it opens the
-input.  Where the early scan failed (a damaged or unsupported file) or looked at another stream, the
-source finds out for itself, in its own thread, and raises what a bad input deserves: this module
-never reports an error.
+2-core Xeon), and the cadence scan decodes more where it suspects film.  ``vidsr upscale`` starts a
+:class:`FieldScan` before it loads its model (which imports PyTorch: a second or more);
+:class:`~vidsr.media.source.VideoSource` takes the answer when it opens the input.  Where the early
+scan failed (a damaged or unsupported file) or looked at another stream, the source finds out for
+itself, in its own thread, and raises what a bad input deserves: this module never reports an error.
 
-Nothing here imports PyTorch, so the scan runs while the main thread imports it (PyAV releases the
-GIL while it decodes).
+Nothing here imports PyTorch, so the scan runs while the main thread imports it (on the 2-core Xeon
+opening a 1080p30 input went from 0.43 to 0.07-0.10 s, the model's loading 0.05-0.15 s slower).
 """
 
 from __future__ import annotations
