@@ -41,6 +41,7 @@ from vidsr.backends.int8 import cpu_has_vnni
 from vidsr.backends.openvino import native_bf16
 from vidsr.errors import BackendError, InputError, ModelError
 from vidsr.hostbuffers import HostBatch
+from vidsr.media.pyav import fraction
 from vidsr.media.sink import EncodeOptions
 from vidsr.models import LoadedModel, build_model, get_spec
 from vidsr.models import weights as shipped_weights
@@ -156,7 +157,7 @@ def make_bench_input(src: Path, dst: Path, frames: int, size: tuple[int, int] | 
                 count += 1
         else:
             width, height = size
-            rate = Fraction(vin.average_rate or 25)
+            rate = fraction(vin.average_rate) or Fraction(25)
             vout = out.add_stream("libx264", rate=rate)
             vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
             vout.options = {"crf": "10", "preset": "veryfast"}
