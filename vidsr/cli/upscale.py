@@ -53,8 +53,9 @@ def upscale(
     check_input_path(input_path)  # before loading a model: a typo should not wait for weights
     if quiet or as_json:
         quiet_ffmpeg()
-    # Field detection decodes the input's first second: it runs while PyTorch and the model load.
-    fields = None if is_image(input_path) else FieldScan(input_path, encode.deinterlace, encode.field_rate)
+    # Field detection decodes up to the input's first 60 frames: it runs while PyTorch and the model load.
+    image = is_image(input_path)
+    fields = None if image else FieldScan(input_path, encode.deinterlace, encode.field_rate)
 
     from vidsr.stages import process_started
     from vidsr.video import upscale_image_file, upscale_video
@@ -67,7 +68,7 @@ def upscale(
     model_ready = time.perf_counter()  # imports, the weights, the backend and its device
     if not quiet and not as_json:
         click.echo(f"vidsr: {up.describe()}", err=True)
-    if is_image(input_path):
+    if image:
         summary = upscale_image_file(input_path, output, overwrite=overwrite, upscaler=up)
     else:
         summary = upscale_video(
