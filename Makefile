@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]" $(PIN)
 	touch $@
 
-.PHONY: setup demo test lint bench quality gpu-check stress
+.PHONY: setup demo test lint bench quality gpu-check gpu-train gpu-train-bundle stress
 setup: $(VENV)/.installed
 
 demo: setup
@@ -60,5 +60,16 @@ lint: setup
 # Under 8 minutes (a 450 s budget, start-up included); GPU_CHECK_ARGS="--out DIR" for where its six
 # files go, "--plan-only" to see the plan first (no GPU needed).
 GPU_CHECK_ARGS ?=
+HOST_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 gpu-check:
-	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) benchmarks/gpu_check.py$(if $(GPU_CHECK_ARGS), $(GPU_CHECK_ARGS))
+	$(HOST_PYTHON) benchmarks/gpu_check.py$(if $(GPU_CHECK_ARGS), $(GPU_CHECK_ARGS))
+
+# Training on a GPU lease (benchmarks/training/README.md): `make gpu-train-bundle` here fills .gpu-train/
+# (photos and PyAV, within the 64 MiB a lease carries); on the host `make gpu-train` trains the plan's next
+# part for GPU_TRAIN_BUDGET seconds into GPU_TRAIN_OUT; without a GPU it says so and exits 0.
+GPU_TRAIN_BUDGET ?= 300
+GPU_TRAIN_OUT    ?= /tmp/vidsr-gpu-train
+gpu-train-bundle: setup
+	$(BIN)/python benchmarks/gpu_train.py --bundle
+gpu-train:
+	$(HOST_PYTHON) benchmarks/gpu_train.py --out $(GPU_TRAIN_OUT) --budget $(GPU_TRAIN_BUDGET)

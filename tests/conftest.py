@@ -15,6 +15,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VIDSR_DATA", ROOT.parent / "shared" / "data"))
 
 
+def load_script(name: str, module_name: str | None = None):
+    """``benchmarks/<name>.py`` imported as a module (registered in ``sys.modules``, where dataclasses
+    look their module up); the caller pops it when done."""
+    import importlib.util
+    import sys
+
+    module_name = module_name or name
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def data_path(*parts: str) -> Path:
     """A file in the shared data set; the test is skipped when it is not on this machine."""
     path = DATA.joinpath(*parts)

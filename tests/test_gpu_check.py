@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -12,18 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_clip
+from conftest import load_script, make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("gpu_check")
     sys.modules.pop("gpu_check", None)
 
 
@@ -210,11 +205,7 @@ def test_a_failing_step_is_recorded_and_the_plan_goes_on():
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_bench"] = module
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("gpu_bench")
     sys.modules.pop("gpu_bench", None)
 
 

@@ -39,6 +39,7 @@ def test_srgan_resumes_from_a_compact_checkpoint(tmp_path: Path) -> None:
     kept = torch.load(tmp_path / "kept" / "resume.pt", weights_only=True)
     moments = next(iter(kept["disc_opt"]["state"].values()))
     assert moments["exp_avg"].dtype == torch.bfloat16 and kept["model"]["head.0.weight"].dtype == torch.float32
+    assert kept["best_state"]["head.0.weight"].dtype == torch.float16  # exported through float16 anyway
     resumed = train(replace(staged, stop_at=0, resume=str(tmp_path / "kept" / "resume.pt")))
     assert resumed.step == 4 and resumed.weights is not None
     assert read_metadata(resumed.weights)["recipe"]["discriminator"] == {"features": 16, "head": "pooled"}

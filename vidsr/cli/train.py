@@ -116,12 +116,37 @@ _SCALES = click.Choice(["2", "3", "4"])
     is_flag=True,
     help="Also write each validated step's weights as OUT.stepN.safetensors (to compare a GAN's checkpoints).",
 )
+@click.option(
+    "--data-workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Draw batches ahead in this many processes (feeds a GPU); batch k then comes from seed (seed, k), "
+    "the same for any count. 0: in the training process, one generator (earlier runs' way).",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Checkpoint and stop after this many seconds (a GPU lease's end); --resume goes on.",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def train(model_name: str, scale: str, out: Path | None, threads: int | None, as_json: bool, quiet: bool, **opts):
+def train(
+    model_name: str,
+    scale: str,
+    out: Path | None,
+    threads: int | None,
+    time_limit: float | None,
+    as_json: bool,
+    quiet: bool,
+    **opts,
+):
     """Train MODEL on a folder of HR images; keep the best checkpoint by validation PSNR-Y."""
+    import time
+
     import torch
 
     from vidsr.train.loop import TrainConfig
@@ -132,7 +157,8 @@ def train(model_name: str, scale: str, out: Path | None, threads: int | None, as
     out = out or Path("runs") / f"{model_name}_x{scale}.pt"
     paths = {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items()}
     config = TrainConfig(model=model_name, scale=int(scale), out=str(out), progress=not quiet, **paths)
-    result = run_training(config)
+    until = time.monotonic() + time_limit if time_limit else None
+    result = run_training(config, until=until)
     payload = {
         "step": result.step,
         "best_step": result.best_step,
@@ -144,6 +170,12 @@ def train(model_name: str, scale: str, out: Path | None, threads: int | None, as
     }
     if as_json:
         emit_json(payload)
+        return
+    if result.step < config.steps:
+        click.echo(
+            f"stopped {model_name} x{scale} at step {result.step} of {config.steps} (best val PSNR-Y "
+            f"{result.best_psnr:.2f} dB); go on with --resume {result.checkpoint} and the same options"
+        )
         return
     click.echo(f"trained {model_name} x{scale}: {result.step} steps, best val PSNR-Y {result.best_psnr:.2f} dB")
     if result.weights:

@@ -14,6 +14,8 @@ network that fits it):
   the pixels at x4 and cost more than the whole body.  Its output is added to a
   bicubic upscale of the input (a global residual, as VDSR), so it starts as
   bicubic and learns only the missing detail.  About a sixth of the paper's FLOPs.
+* ``large``: ``lite``'s design at the paper's size, 16 blocks of 64 channels (EDSR's
+  baseline shape): the capacity a GPU can train, about 3.5x ``lite``'s FLOPs.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class SRResNetConfig:
 
 PAPER = SRResNetConfig()
 LITE = SRResNetConfig(features=48, blocks=8, batch_norm=False, head_kernel=3, upsample="shuffle", residual=True)
-CONFIGS = {"paper": PAPER, "lite": LITE}
+LARGE = SRResNetConfig(features=64, blocks=16, batch_norm=False, head_kernel=3, upsample="shuffle", residual=True)
+CONFIGS = {"paper": PAPER, "lite": LITE, "large": LARGE}
 _FACTORS = {2: [2], 3: [3], 4: [2, 2]}
 
 

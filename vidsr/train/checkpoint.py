@@ -1,6 +1,6 @@
 """A training checkpoint small enough to commit, so a run can go on in another session.
 
-    .venv/bin/python -m vidsr.train.checkpoint runs/srgan_x4.pt benchmarks/training/srgan_x4.resume.pt
+    .venv/bin/python -m vidsr.train.checkpoint runs/srgan_x4.pt runs/srgan_x4.resume.pt
 
 ``runs/`` is git-ignored and each session starts from a fresh checkout, so a long CPU run (SRGAN's
 adversarial fine-tuning) would start over every time.  The compact file keeps everything
@@ -8,7 +8,8 @@ adversarial fine-tuning) would start over every time.  The compact file keeps ev
 optimisers' moment estimates (two thirds of the bytes) stored as bfloat16: Adam's running means of
 gradients and squared gradients need range, which bfloat16 keeps, not the last digits, and
 ``Optimizer.load_state_dict`` casts them back to float32.  A resumed run therefore follows the
-uninterrupted one closely but not bit for bit.
+uninterrupted one closely but not bit for bit.  The best validated weights so far are kept as
+float16: they are exported through float16 anyway, so what ships is the same.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def compact(src: str | Path, dest: str | Path) -> tuple[int, int]:
     for key in OPTIMISERS:
         if key in checkpoint:
             checkpoint[key] = _moments_to_bf16(checkpoint[key])
+    if checkpoint.get("best_state"):
+        checkpoint["best_state"] = {
+            key: value.half() if value.is_floating_point() else value for key, value in checkpoint["best_state"].items()
+        }
     checkpoint["compact"] = True
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

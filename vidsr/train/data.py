@@ -6,6 +6,11 @@ degradation the literature measures.  Any other recipe of :mod:`vidsr.degrade`
 (``robust-v1``) degrades each patch its own random way.  All randomness comes from
 one numpy generator whose state is saved in checkpoints, so a resumed run draws
 the same patches as an uninterrupted one.
+
+:class:`ParallelPatchSampler` draws the batches ahead in worker processes instead (a GPU steps
+faster than one core degrades patches): batch *k* comes from its own generator, seeded by
+(seed, *k*), so the batches are the same for any number of workers and a resumed run needs only
+the count of batches drawn.
 """
 
 from __future__ import annotations
@@ -84,24 +89,29 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
         self.drawn = 0  # batches drawn: the sampler's position, saved with its generator state
 
-    def _crop(self) -> torch.Tensor:
-        im = self.images[int(self.rng.integers(len(self.images)))]
+    def _crop(self, rng: np.random.Generator) -> torch.Tensor:
+        im = self.images[int(rng.integers(len(self.images)))]
         h, w = im.shape[-2:]
-        top = int(self.rng.integers(h - self.patch + 1))
-        left = int(self.rng.integers(w - self.patch + 1))
+        top = int(rng.integers(h - self.patch + 1))
+        left = int(rng.integers(w - self.patch + 1))
         crop = im[:, top : top + self.patch, left : left + self.patch]
-        if self.rng.random() < 0.5:
+        if rng.random() < 0.5:
             crop = crop.flip(-1)
-        return torch.rot90(crop, int(self.rng.integers(4)), dims=(-2, -1))
+        return torch.rot90(crop, int(rng.integers(4)), dims=(-2, -1))
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(LR, HR) float tensors in [0, 1]: ``(size, C, patch/scale, patch/scale)`` and ``(size, C, patch, patch)``."""
-        hr = torch.stack([self._crop() for _ in range(size)]).float().div_(255.0)
+        pair = self.draw(self.rng, size)
+        self.drawn += 1
+        return pair
+
+    def draw(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch, every random choice taken from ``rng``."""
+        hr = torch.stack([self._crop(rng) for _ in range(size)]).float().div_(255.0)
         if self.degrade is None:
             lr = bicubic_down(hr, self.scale)
         else:
-            lr = torch.stack([self.degrade(patch, self.scale, self.rng) for patch in hr])
-        self.drawn += 1
+            lr = torch.stack([self.degrade(patch, self.scale, rng) for patch in hr])
         if self.colour == "y":
             return rgb_to_luma(lr, BT601_STUDIO), rgb_to_luma(hr, BT601_STUDIO)
         return lr, hr
@@ -110,5 +120,75 @@ class PatchSampler:
         return {"rng": self.rng.bit_generator.state, "drawn": self.drawn}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "rng" not in state:
+            raise InputError("this checkpoint drew its batches in worker processes: resume it with --data-workers")
         self.rng.bit_generator.state = state["rng"]
         self.drawn = int(state["drawn"])
+
+    def close(self) -> None:
+        """Nothing to stop: batches are drawn in this process."""
+
+
+def batch_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of batch ``index`` of a run seeded ``seed``: whichever process draws it, in any order."""
+    return np.random.default_rng([seed, index])
+
+
+class _IndexedBatches(torch.utils.data.Dataset):
+    """Batch ``index`` of a run, drawn by ``sampler`` from :func:`batch_rng` (in a worker process)."""
+
+    def __init__(self, sampler: PatchSampler, seed: int, size: int) -> None:
+        self.sampler, self.seed, self.size = sampler, seed, size
+
+    def __len__(self) -> int:  # endless in practice: batches are asked for by index, from a resumed position on
+        return 2**62
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sampler.draw(batch_rng(self.seed, index), self.size)
+
+
+class ParallelPatchSampler:
+    """:class:`PatchSampler`'s batches drawn ahead by ``workers`` processes (a ``torch`` DataLoader).
+
+    Batch *k* is drawn from :func:`batch_rng` (seed, *k*), so the batches do not depend on the number of
+    workers, and the state is the count drawn.  ``pin_memory`` (for a CUDA run) pages the batches in
+    locked memory so their upload does not wait for a copy.  The workers start at the first batch asked
+    for and stop at :meth:`close` (or when the sampler is dropped).
+    """
+
+    def __init__(self, sampler: PatchSampler, *, seed: int, size: int, workers: int, pin_memory: bool = False) -> None:
+        if workers < 1:
+            raise InputError(f"--data-workers {workers}: at least 1 (0 draws in the training process)")
+        self.batches = _IndexedBatches(sampler, seed, size)
+        self.size, self.workers, self.pin_memory = size, workers, pin_memory
+        self.drawn = 0
+        self._iterator: Any = None
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if size != self.size:
+            raise ValueError(f"this sampler draws batches of {self.size}, not {size}")
+        if self._iterator is None:
+            loader = torch.utils.data.DataLoader(
+                self.batches,
+                batch_size=None,  # each item is a whole batch
+                sampler=range(self.drawn, len(self.batches)),
+                num_workers=self.workers,
+                pin_memory=self.pin_memory,
+                prefetch_factor=4,
+            )
+            self._iterator = iter(loader)
+        pair = next(self._iterator)
+        self.drawn += 1
+        return pair
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"drawn": self.drawn, "per_batch_seed": True}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state.get("per_batch_seed"):
+            raise InputError("this checkpoint drew its batches in the training process: resume with --data-workers 0")
+        self.close()
+        self.drawn = int(state["drawn"])
+
+    def close(self) -> None:
+        self._iterator = None  # the DataLoader's iterator shuts its workers down when dropped

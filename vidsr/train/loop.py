@@ -8,7 +8,11 @@
 * Checkpoints hold the model, optimiser(s), AMP scaler, step, elapsed seconds,
   the RNG states (torch, numpy, python) and the patch sampler's state, so a
   resumed run continues exactly as an uninterrupted run of the same seed would.
-  Ctrl-C writes a checkpoint before stopping.
+  Ctrl-C writes a checkpoint before stopping, and so does a run that reaches its
+  ``until`` (a GPU lease's end): both resume where they stopped.
+* ``data_workers`` > 0 draws the batches ahead in that many processes
+  (:class:`vidsr.train.data.ParallelPatchSampler`), for a GPU that steps faster than
+  one core degrades patches; the batches then depend on the seed, not on the count.
 * The learning rate is a pure function of the step (cosine decay), so nothing
   about the schedule has to be restored.
 * At the end the best weights are written as ``<out stem>.safetensors`` (fp16)
@@ -39,7 +43,7 @@ from vidsr.models import arch_config, build_module, get_spec
 from vidsr.models.weights import init_from, load_weights, read_metadata, save_weights, training_runs
 from vidsr.split import SplitRecord, on_side
 from vidsr.train.calibrate import calibration_batches
-from vidsr.train.data import EXTRA_SOURCES, PatchSampler, load_extra, load_folder
+from vidsr.train.data import EXTRA_SOURCES, ParallelPatchSampler, PatchSampler, load_extra, load_folder
 from vidsr.train.losses import SRGANGeneratorLoss, bicubic_regret, discriminator_loss, pixel_loss
 from vidsr.train.validation import make_valset, validate
 
@@ -89,6 +93,10 @@ class TrainConfig:
     # Also write each validated step's weights (<out>.step<N>.safetensors): for choosing among a GAN's
     # checkpoints by what validation does not measure (flicker on the selection clips).
     keep_validated: bool = False
+    # >0: draw the batches ahead in this many worker processes, batch k from a generator seeded by (seed, k);
+    # 0: one generator in the training process (the runs before it existed).  A checkpoint resumes only in its
+    # own kind: the two draw different patches.
+    data_workers: int = 0
 
     @property
     def hr_patch(self) -> int:
@@ -108,6 +116,8 @@ class TrainConfig:
             raise InputError(f"--patch {self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.model == "srgan" and self.init is None:
             raise ModelError("srgan fine-tunes a trained srresnet: pass its weights with --init")
+        if self.data_workers < 0:
+            raise InputError(f"--data-workers {self.data_workers} must be 0 or more")
         if not 0.0 <= self.ema < 1.0:
             raise InputError(f"--ema {self.ema} must be in [0, 1)")
         if self.degradations not in RECIPES:
@@ -292,8 +302,17 @@ def export_weights(
     return meta
 
 
-def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
-    """Train ``config.model`` and return where the checkpoint, log and weights are."""
+def train(
+    config: TrainConfig,
+    *,
+    on_validation: Callable[[dict[str, Any]], None] | None = None,
+    until: float | None = None,
+) -> TrainResult:
+    """Train ``config.model`` and return where the checkpoint, log and weights are.
+
+    ``until``: a ``time.monotonic()`` reading after which the run checkpoints and stops at the end of
+    the step in progress, resumable like ``stop_at`` (no validation is added, so the resumed run
+    validates at the same steps as an uninterrupted one)."""
     from tqdm import tqdm
 
     config.check()
@@ -312,7 +331,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         # Any trained network of the same shape, e.g. the x2 body for an x4 run: what fits is loaded.
         init_from(model, config.init)
     model.to(device).train()
-    sampler = PatchSampler(
+    sampler: PatchSampler | ParallelPatchSampler = PatchSampler(
         load_folder(config.data) + [im for source in config.extra_photos for im in load_extra(source)],
         scale=config.scale,
         patch=config.hr_patch,
@@ -320,6 +339,10 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
         seed=config.seed,
         degradations=config.degradations,
     )
+    if config.data_workers:
+        sampler = ParallelPatchSampler(
+            sampler, seed=config.seed, size=config.batch, workers=config.data_workers, pin_memory=device.type == "cuda"
+        )
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     averaged = None
     if config.ema:
@@ -401,7 +424,7 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
             for group in optimiser.param_groups:
                 group["lr"] = lr_now
             lr_img, hr_img = sampler.batch(config.batch)
-            lr_img, hr_img = lr_img.to(device), hr_img.to(device)
+            lr_img, hr_img = lr_img.to(device, non_blocking=True), hr_img.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 sr = model(lr_img)
                 if disc is None:
@@ -467,12 +490,17 @@ def train(config: TrainConfig, *, on_validation: Callable[[dict[str, Any]], None
                     on_validation(record)
                 save_checkpoint()
                 started = time.perf_counter()
+            if until is not None and step < last and time.monotonic() >= until:
+                seconds += time.perf_counter() - started
+                save_checkpoint()
+                break
     except KeyboardInterrupt:
         seconds += time.perf_counter() - started
         save_checkpoint()
         raise
     finally:
         bar.close()
+        sampler.close()
 
     meta: dict[str, Any] = {}
     exported = None
