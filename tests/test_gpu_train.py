@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from conftest import load_script, make_photos
 
 from vidsr.cli.main import cli
+from vidsr.degrade import downscale, quantise, video_codec
 from vidsr.errors import InputError
 from vidsr.models import arch_config, build_module
 from vidsr.models.weights import read_metadata
@@ -68,6 +69,25 @@ def test_worker_batches_resume_from_the_count_drawn(photos) -> None:
     assert state["drawn"] == 5 and len(first) == 5
     for (lr_a, hr_a), (lr_b, hr_b) in zip(rest, again, strict=True):
         assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
+
+
+def _h264_only(hr: torch.Tensor, scale: int, rng) -> torch.Tensor:
+    """A degradation that always goes through PyAV's scaler and libx264 (picklable, for the workers)."""
+    return video_codec(quantise(downscale(hr, scale, "bicubic-aa")), "h264", int(rng.integers(20, 30)))
+
+
+def test_workers_do_not_inherit_the_training_process_s_pyav(photos) -> None:
+    """The training process has used PyAV's scaler (validation degrades with it) before the workers
+    start; forked workers inherited its slice threads' state and hung in their first H.264 frame."""
+    video_codec(torch.rand(3, 32, 32), "h264", 28)  # this process's scaler, as validation leaves it
+    sampler = _sampler(photos[0])
+    sampler.degrade = _h264_only
+    workers = ParallelPatchSampler(sampler, seed=7, size=2, workers=2)
+    try:
+        lr, hr = workers.batch(2)
+    finally:
+        workers.close()
+    assert lr.shape == (2, 3, 16, 16) and hr.shape == (2, 3, 32, 32)
 
 
 def test_a_checkpoint_resumes_only_with_its_own_way_of_drawing(photos) -> None:
@@ -162,6 +182,7 @@ def test_a_run_goes_on_from_lease_to_lease(gpu_train, photos, tmp_path: Path, ca
     meta = read_metadata(state / f"{first}.safetensors")
     assert meta["arch_config"] == arch_config("srresnet", "large")
     assert meta["recipe"]["degradations"] == "robust-v4" and meta["selected_on"]["side"] == "selection"
+    assert meta["recipe"]["batch_seeds"] == "per batch"
     assert len((state / gpu_train.LEASES).read_text().splitlines()) == 2
     capsys.readouterr()
     assert gpu_train.main(["--plan-only", "--state", str(state)]) == 0

@@ -15,6 +15,7 @@ the count of batches drawn.
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,13 @@ class PatchSampler:
         """Nothing to stop: batches are drawn in this process."""
 
 
+# Workers start in a fresh interpreter (a fork server's, else spawned), never forked from the training
+# process: a fork copies libraries mid-use.  PyAV 19's scaler keeps slice threads, which do not exist in a
+# forked child, and the worker hung for good in its first H.264 degradation.
+WORKER_START = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+BATCH_TIMEOUT_S = 300.0  # a batch takes milliseconds; a worker this late is stuck: fail with a clear error
+
+
 def batch_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of batch ``index`` of a run seeded ``seed``: whichever process draws it, in any order."""
     return np.random.default_rng([seed, index])
@@ -175,6 +183,8 @@ class ParallelPatchSampler:
                 num_workers=self.workers,
                 pin_memory=self.pin_memory,
                 prefetch_factor=4,
+                multiprocessing_context=WORKER_START,
+                timeout=BATCH_TIMEOUT_S,
             )
             self._iterator = iter(loader)
         pair = next(self._iterator)

@@ -251,6 +251,8 @@ def export_metadata(
         recipe["discriminator"] = {"features": config.disc_features, "head": config.disc_head}
     if config.extra_photos:
         recipe["extra_photos"] = list(config.extra_photos)
+    if config.data_workers:  # batch k seeded by (seed, k): other patches than one generator draws
+        recipe["batch_seeds"] = "per batch"
     if selected_step is not None and selected_step != steps_done:
         recipe["selected_step"] = selected_step  # the weights are the best validation checkpoint, not the last
     meta = {
