@@ -48,7 +48,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,7 @@ class PlannedRun:
     """One run of the plan: a name (its files' stem) and the ``vidsr train`` options that decide it."""
 
     name: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any]
 
 
 # The options below were fixed before any run of them was measured (issue 24: capacity and time),
@@ -187,8 +187,8 @@ def environment(device: str) -> str:
 def print_validation(run: PlannedRun, record: dict[str, Any]) -> None:
     """One line a validation, so a lease's output says how far it got even if it is cut."""
     print(
-        f"gpu_train: {run.name} step {record['step']}: loss {record['loss']:.4f}, score {record['best_score']:.3f} "
-        f"(best at step {record['best_step']}), {record['seconds']:.0f} s"
+        f"gpu_train: {run.name} step {record['step']}: loss {record['loss']:.4f}, score {record['val_score']:.3f} "
+        f"(best {record['best_score']:.3f} at step {record['best_step']}), {record['seconds']:.0f} s"
     )
 
 

@@ -43,8 +43,8 @@ def _draw(sampler, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 @pytest.mark.parametrize("recipe", ["protocol", "robust-v4"])
 def test_worker_batches_do_not_depend_on_the_worker_count(photos, recipe) -> None:
-    one = ParallelPatchSampler(_sampler(photos[0], recipe), seed=7, size=3, workers=1)
-    two = ParallelPatchSampler(_sampler(photos[0], recipe), seed=7, size=3, workers=2)
+    one = ParallelPatchSampler(_sampler(photos[0], recipe), size=3, workers=1)
+    two = ParallelPatchSampler(_sampler(photos[0], recipe), size=3, workers=2)
     try:
         a, b = _draw(one, 5), _draw(two, 5)
     finally:
@@ -57,12 +57,12 @@ def test_worker_batches_do_not_depend_on_the_worker_count(photos, recipe) -> Non
 
 
 def test_worker_batches_resume_from_the_count_drawn(photos) -> None:
-    whole = ParallelPatchSampler(_sampler(photos[0]), seed=7, size=3, workers=2)
+    whole = ParallelPatchSampler(_sampler(photos[0]), size=3, workers=2)
     first = _draw(whole, 5)
     state = whole.state_dict()
     rest = _draw(whole, 2)
     whole.close()
-    resumed = ParallelPatchSampler(_sampler(photos[0]), seed=7, size=3, workers=1)
+    resumed = ParallelPatchSampler(_sampler(photos[0]), size=3, workers=1)
     resumed.load_state_dict(state)
     again = _draw(resumed, 2)
     resumed.close()
@@ -82,7 +82,7 @@ def test_workers_do_not_inherit_the_training_process_s_pyav(photos) -> None:
     video_codec(torch.rand(3, 32, 32), "h264", 28)  # this process's scaler, as validation leaves it
     sampler = _sampler(photos[0])
     sampler.degrade = _h264_only
-    workers = ParallelPatchSampler(sampler, seed=7, size=2, workers=2)
+    workers = ParallelPatchSampler(sampler, size=2, workers=2)
     try:
         lr, hr = workers.batch(2)
     finally:
@@ -93,13 +93,13 @@ def test_workers_do_not_inherit_the_training_process_s_pyav(photos) -> None:
 def test_a_checkpoint_resumes_only_with_its_own_way_of_drawing(photos) -> None:
     in_process = _sampler(photos[0])
     in_process.batch(3)
-    workers = ParallelPatchSampler(_sampler(photos[0]), seed=7, size=3, workers=1)
+    workers = ParallelPatchSampler(_sampler(photos[0]), size=3, workers=1)
     with pytest.raises(InputError, match="--data-workers 0"):
         workers.load_state_dict(in_process.state_dict())
     with pytest.raises(InputError, match="--data-workers"):
         _sampler(photos[0]).load_state_dict(workers.state_dict())
     with pytest.raises(InputError, match="at least 1"):
-        ParallelPatchSampler(_sampler(photos[0]), seed=7, size=3, workers=0)
+        ParallelPatchSampler(_sampler(photos[0]), size=3, workers=0)
 
 
 def _config(photos: tuple[Path, Path], out: Path, **kw) -> TrainConfig:

@@ -87,6 +87,7 @@ class PatchSampler:
         self.patch = patch
         self.colour = colour
         self.degrade = recipe(degradations)
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.drawn = 0  # batches drawn: the sampler's position, saved with its generator state
 
@@ -145,29 +146,29 @@ def batch_rng(seed: int, index: int) -> np.random.Generator:
 class _IndexedBatches(torch.utils.data.Dataset):
     """Batch ``index`` of a run, drawn by ``sampler`` from :func:`batch_rng` (in a worker process)."""
 
-    def __init__(self, sampler: PatchSampler, seed: int, size: int) -> None:
-        self.sampler, self.seed, self.size = sampler, seed, size
+    def __init__(self, sampler: PatchSampler, size: int) -> None:
+        self.sampler, self.size = sampler, size
 
     def __len__(self) -> int:  # endless in practice: batches are asked for by index, from a resumed position on
         return 2**62
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.sampler.draw(batch_rng(self.seed, index), self.size)
+        return self.sampler.draw(batch_rng(self.sampler.seed, index), self.size)
 
 
 class ParallelPatchSampler:
     """:class:`PatchSampler`'s batches drawn ahead by ``workers`` processes (a ``torch`` DataLoader).
 
-    Batch *k* is drawn from :func:`batch_rng` (seed, *k*), so the batches do not depend on the number of
+    Batch *k* is drawn from :func:`batch_rng` (the sampler's seed, *k*), so the batches do not depend on the number of
     workers, and the state is the count drawn.  ``pin_memory`` (for a CUDA run) pages the batches in
     locked memory so their upload does not wait for a copy.  The workers start at the first batch asked
     for and stop at :meth:`close` (or when the sampler is dropped).
     """
 
-    def __init__(self, sampler: PatchSampler, *, seed: int, size: int, workers: int, pin_memory: bool = False) -> None:
+    def __init__(self, sampler: PatchSampler, *, size: int, workers: int, pin_memory: bool = False) -> None:
         if workers < 1:
             raise InputError(f"--data-workers {workers}: at least 1 (0 draws in the training process)")
-        self.batches = _IndexedBatches(sampler, seed, size)
+        self.batches = _IndexedBatches(sampler, size)
         self.size, self.workers, self.pin_memory = size, workers, pin_memory
         self.drawn = 0
         self._iterator: Any = None

@@ -343,7 +343,7 @@ def train(
     )
     if config.data_workers:
         sampler = ParallelPatchSampler(
-            sampler, seed=config.seed, size=config.batch, workers=config.data_workers, pin_memory=device.type == "cuda"
+            sampler, size=config.batch, workers=config.data_workers, pin_memory=device.type == "cuda"
         )
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     averaged = None
