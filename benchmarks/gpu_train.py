@@ -133,7 +133,22 @@ def next_runs(state: Path, plan: tuple[PlannedRun, ...]) -> list[PlannedRun]:
     return [run for run in plan if not finished_weights(state, run).is_file()]
 
 
-def train_config(run: PlannedRun, *, data: Path, work: Path, device: str, workers: int, dry_run: bool):
+def lease_precision(device: str) -> str:
+    """The arithmetic a lease trains in: a CPU with bfloat16 in hardware steps 2.6x faster in it (AMX; the
+    network's bicubic residual and output stay float32); a GPU keeps vidsr train's float16 autocast."""
+    if device.startswith("cuda"):
+        return "auto"
+    import torch
+
+    native = (
+        getattr(torch.cpu, name, lambda: False)() for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
+    return "bf16" if any(native) else "fp32"
+
+
+def train_config(
+    run: PlannedRun, *, data: Path, work: Path, device: str, workers: int, dry_run: bool, precision: str = "auto"
+):
     from vidsr.train.loop import TrainConfig
 
     options = {**run.options, **(DRY_RUN if dry_run else {})}
@@ -146,6 +161,7 @@ def train_config(run: PlannedRun, *, data: Path, work: Path, device: str, worker
         init=str(WEIGHTS / init) if init else None,
         device=device,
         data_workers=workers,
+        precision=precision,
         progress=False,
     )
 
@@ -210,12 +226,24 @@ def train_lease(args: argparse.Namespace) -> int:
     out, work = args.out, Path(tempfile.mkdtemp(prefix="vidsr-gpu-train-"))
     out.mkdir(parents=True, exist_ok=True)
     workers = args.data_workers if args.data_workers is not None else max(1, min(12, (os.cpu_count() or 2) - 2))
-    lease: dict[str, Any] = {"machine": environment(args.device), "pyav": pyav, "budget_s": args.budget, "runs": []}
-    print(f"gpu_train: {lease['machine']}, PyAV {pyav}, {workers} data workers, budget {args.budget:.0f} s")
+    precision = args.precision or lease_precision(args.device)
+    lease: dict[str, Any] = {
+        "machine": environment(args.device),
+        "pyav": pyav,
+        "budget_s": args.budget,
+        "precision": precision,
+        "runs": [],
+    }
+    print(
+        f"gpu_train: {lease['machine']}, PyAV {pyav}, {workers} data workers, precision {precision}, "
+        f"budget {args.budget:.0f} s"
+    )
     for run in next_runs(args.state, PLAN):
         if lease["runs"] and time.monotonic() > deadline - 60:
             break  # under a minute left: not worth another run's set-up (the first always starts)
-        config = train_config(run, data=data, work=work, device=args.device, workers=workers, dry_run=args.dry_run)
+        config = train_config(
+            run, data=data, work=work, device=args.device, workers=workers, dry_run=args.dry_run, precision=precision
+        )
         resume = resume_file(args.state, run)
         if resume.is_file():
             config = replace(config, resume=str(resume))
@@ -367,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         "--state", type=Path, default=None, help="where runs resume from [benchmarks/training; a dry run: none]"
     )
     parser.add_argument("--data-workers", type=int, default=None, help="batch-drawing processes [cores - 2, <= 12]")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default=None,
+        help="vidsr train --precision [fp16 on CUDA; bf16 on a CPU with AMX or AVX512-BF16, else fp32]",
+    )
     parser.add_argument("--dry-run", action="store_true", help="the plan shrunk to seconds (a CPU check)")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # a lease's output arrives as it is printed, even if cut

@@ -171,9 +171,10 @@ def test_a_run_goes_on_from_lease_to_lease(gpu_train, photos, tmp_path: Path, ca
     assert gpu_train.main(["--collect", str(tmp_path / "lease1"), "--state", str(state)]) == 0
     assert (state / f"{first}.resume.pt").is_file()
 
-    # Lease 2: goes on from step 1, finishes the first run, then the rest of the plan.
-    assert gpu_train.main([*dry, "--budget", "600", "--out", str(tmp_path / "lease2")]) == 0
+    # Lease 2: goes on from step 1 (in bfloat16, whatever lease 1 used), finishes the first run, then the rest.
+    assert gpu_train.main([*dry, "--budget", "600", "--precision", "bf16", "--out", str(tmp_path / "lease2")]) == 0
     lease = json.loads((tmp_path / "lease2" / "gpu_train.json").read_text())
+    assert lease["precision"] == "bf16"
     assert lease["runs"][0]["from_step"] == 1 and lease["runs"][0]["to_step"] == 4 and lease["runs"][0]["finished"]
     assert [r["run"] for r in lease["runs"]] == [run.name for run in gpu_train.PLAN]
     assert len(list((tmp_path / "lease2").iterdir())) <= 8  # what $OUT gives back
@@ -182,11 +183,19 @@ def test_a_run_goes_on_from_lease_to_lease(gpu_train, photos, tmp_path: Path, ca
     meta = read_metadata(state / f"{first}.safetensors")
     assert meta["arch_config"] == arch_config("srresnet", "large")
     assert meta["recipe"]["degradations"] == "robust-v4" and meta["selected_on"]["side"] == "selection"
-    assert meta["recipe"]["batch_seeds"] == "per batch"
+    assert meta["recipe"]["batch_seeds"] == "per batch" and meta["recipe"]["precision"] == "bf16"
     assert len((state / gpu_train.LEASES).read_text().splitlines()) == 2
     capsys.readouterr()
     assert gpu_train.main(["--plan-only", "--state", str(state)]) == 0
     assert "every planned run is finished" in capsys.readouterr().out
+
+
+def test_a_lease_trains_in_bf16_where_the_cpu_has_it(gpu_train, monkeypatch) -> None:
+    assert gpu_train.lease_precision("cuda") == "auto"  # vidsr train's float16 autocast
+    for amx, avx512_bf16, want in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        assert gpu_train.lease_precision("cpu") == want
 
 
 def test_a_dry_run_is_never_collected_into_the_real_state(gpu_train, photos, tmp_path: Path) -> None:

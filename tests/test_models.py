@@ -10,7 +10,7 @@ import torch
 from vidsr.errors import ModelError
 from vidsr.models import REGISTRY, build_model, get_spec
 from vidsr.models.espcn import espcn
-from vidsr.models.srresnet import srresnet
+from vidsr.models.srresnet import SRResNetConfig, srresnet
 from vidsr.models.weights import load_weights, read_metadata, save_weights
 
 
@@ -123,3 +123,32 @@ def test_bicubic_phases_are_torch_bicubic_upscaling(scale, channels):
         want = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
         torch.testing.assert_close(torch.nn.functional.pixel_shuffle(phases(x), scale), want, atol=2e-6, rtol=0)
     assert not phases.state_dict()  # arithmetic, not weights: weights files are unchanged
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: espcn(scale=2, config="robust"),
+        lambda: srresnet(scale=2, config="lite", blocks=2),
+        lambda: srresnet(scale=2, config=SRResNetConfig(batch_norm=False, residual=True), blocks=2),
+    ],
+    ids=["espcn-robust", "srresnet-shuffle", "srresnet-stages"],
+)
+def test_the_bicubic_residual_stays_full_precision_under_mixed_precision(build) -> None:
+    """Under bfloat16 autocast (training) a network with the bicubic residual still outputs float32, and the
+    bicubic part is exact: a fresh residual network is bicubic (zero output conv), to float32's digits, not
+    bfloat16's 1/256, which outweighed a trained model's L1 error and turned its gradient's signs to noise."""
+    net = build().eval()
+    tail = getattr(net, "tail", None)
+    if isinstance(tail, torch.nn.Conv2d):  # the stages layout's 9x9 tail: zeroed, as init zeroes the shuffle's conv
+        torch.nn.init.zeros_(tail.weight)
+        torch.nn.init.zeros_(tail.bias)
+    x = torch.rand(2, net.bicubic.channels, 12, 10, generator=torch.Generator().manual_seed(3))
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+    with torch.no_grad():
+        plain = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net(x)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(plain, bicubic, atol=2e-6, rtol=0)
+    torch.testing.assert_close(mixed, bicubic, atol=2e-6, rtol=0)

@@ -140,6 +140,33 @@ def test_stop_at_then_resume_equals_an_uninterrupted_run(tiny_data, tmp_path: Pa
         assert torch.equal(value, c["model"][key]), key
 
 
+def test_bf16_trains_records_itself_and_resumes_a_float32_checkpoint(tiny_data, tmp_path: Path) -> None:
+    """A float32 run's checkpoint goes on in bfloat16 (what a CPU session with AMX does to a run begun
+    elsewhere), the loss still falls, and the weights' recipe says the precision."""
+    config = _config(tiny_data, tmp_path / "run.pt", arch="robust", steps=60, val_every=20, stop_at=20)
+    train(config)
+    result = train(replace(config, stop_at=0, resume=str(tmp_path / "run.pt"), precision="bf16"))
+    records = [json.loads(line) for line in result.log.read_text().splitlines()]
+    assert [r["step"] for r in records] == [20, 40, 60]
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert read_metadata(result.weights)["recipe"]["precision"] == "bf16"
+
+
+def test_precision_is_checked_and_a_scaler_starts_fresh_from_a_run_without_one(tiny_data, tmp_path) -> None:
+    with pytest.raises(InputError, match="fp16 trains on CUDA only"):
+        _config(tiny_data, tmp_path / "x.pt", precision="fp16").check()
+    with pytest.raises(InputError, match="unknown --precision"):
+        _config(tiny_data, tmp_path / "x.pt", precision="int8").check()
+    # A CPU (or bf16) run's scaler was off and saved nothing; a CUDA float16 run resuming it starts anew.
+    fresh = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
+    loop_module.restore_scaler(fresh, torch.amp.GradScaler("cpu", enabled=False).state_dict())
+    assert fresh.get_scale() == 1024.0
+    saved = torch.amp.GradScaler("cpu", enabled=True, init_scale=4.0)
+    saved.scale(torch.ones(()))  # a scaler's state exists once it has scaled a loss
+    loop_module.restore_scaler(fresh, saved.state_dict())
+    assert fresh.get_scale() == 4.0
+
+
 def test_vgg19_layout_matches_torchvision() -> None:
     features = vgg19_features()
     assert len(features) == 37

@@ -96,7 +96,7 @@ class ESPCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         phases = self.body(x)
         if self.bicubic is not None:
-            phases = phases + self.bicubic(x)  # the bicubic upscale, added before the shuffle
+            phases = self.bicubic.add_to(phases, x)  # the bicubic upscale, added before the shuffle
         return self.shuffle(phases)
 
 

@@ -133,8 +133,9 @@ class SRResNet(nn.Module):
         if self.config.upsample == "shuffle":
             # One pixel shuffle for both: the residual's phases join the output conv's before it.
             conv, shuffle = self.upsample
-            return shuffle(conv(body) + self.bicubic(x))
-        return self.tail(self.upsample(body)) + F.pixel_shuffle(self.bicubic(x), self.scale)
+            return shuffle(self.bicubic.add_to(conv(body), x))
+        phases = F.pixel_unshuffle(self.tail(self.upsample(body)), self.scale)
+        return F.pixel_shuffle(self.bicubic.add_to(phases, x), self.scale)
 
 
 def srresnet(

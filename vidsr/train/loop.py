@@ -13,6 +13,11 @@
 * ``data_workers`` > 0 draws the batches ahead in that many processes
   (:class:`vidsr.train.data.ParallelPatchSampler`), for a GPU that steps faster than
   one core degrades patches; the batches then depend on the seed, not on the count.
+* ``precision``: mixed precision (autocast; the weights and Adam stay float32), float16
+  with loss scaling on CUDA by default, bfloat16 by choice (``bf16``: 2.6x the float32
+  steps a second on a CPU with AMX).  The networks' bicubic residual and the output sum
+  stay float32 under it (:meth:`vidsr.models.bicubic_residual.BicubicPhases.add_to`);
+  a network without that residual has its output rounded to the autocast type.
 * The learning rate is a pure function of the step (cosine decay), so nothing
   about the schedule has to be restored.
 * At the end the best weights are written as ``<out stem>.safetensors`` (fp16)
@@ -48,6 +53,21 @@ from vidsr.train.losses import SRGANGeneratorLoss, bicubic_regret, discriminator
 from vidsr.train.validation import make_valset, validate
 
 TRAINABLE = ("espcn", "srresnet", "srgan")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> None:
+    """Go on with a checkpoint's loss scale.  A checkpoint from a CPU or a bf16 run has none (its scaler
+    was off), and an enabled scaler refuses that empty state: it then starts from its initial scale."""
+    if state and scaler.is_enabled():
+        scaler.load_state_dict(state)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast type of ``precision`` on ``device``; None: float32 throughout."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,10 @@ class TrainConfig:
     # 0: one generator in the training process (the runs before it existed).  A checkpoint resumes only in its
     # own kind: the two draw different patches.
     data_workers: int = 0
+    # The arithmetic of the forward and backward passes (the weights and Adam stay float32): "auto" is
+    # float16 autocast with loss scaling on CUDA and float32 on a CPU; "bf16" bfloat16 autocast (CPUs with
+    # AMX or AVX512-BF16, where it steps 2.6x faster than float32; recent GPUs); "fp16" (CUDA only); "fp32".
+    precision: str = "auto"
 
     @property
     def hr_patch(self) -> int:
@@ -118,6 +142,10 @@ class TrainConfig:
             raise ModelError("srgan fine-tunes a trained srresnet: pass its weights with --init")
         if self.data_workers < 0:
             raise InputError(f"--data-workers {self.data_workers} must be 0 or more")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown --precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.precision == "fp16" and not self.device.startswith("cuda"):
+            raise InputError("--precision fp16 trains on CUDA only; on a CPU use bf16 or fp32")
         if not 0.0 <= self.ema < 1.0:
             raise InputError(f"--ema {self.ema} must be in [0, 1)")
         if self.degradations not in RECIPES:
@@ -253,6 +281,8 @@ def export_metadata(
         recipe["extra_photos"] = list(config.extra_photos)
     if config.data_workers:  # batch k seeded by (seed, k): other patches than one generator draws
         recipe["batch_seeds"] = "per batch"
+    if config.precision != "auto":
+        recipe["precision"] = config.precision
     if selected_step is not None and selected_step != steps_done:
         recipe["selected_step"] = selected_step  # the weights are the best validation checkpoint, not the last
     meta = {
@@ -352,8 +382,10 @@ def train(
 
         averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     evaluated = averaged.module if averaged is not None else model  # what is validated and exported
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_dtype = autocast_dtype(config.precision, device)
+    use_amp = amp_dtype is not None
+    # Loss scaling keeps float16's small gradients from flushing to zero; bfloat16 has float32's range.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     disc = disc_opt = gen_loss = None
     criterion = pixel_loss(config.loss)
@@ -373,7 +405,7 @@ def train(
         ckpt = _load_checkpoint(config.resume)
         model.load_state_dict(ckpt["model"])
         optimiser.load_state_dict(ckpt["optimiser"])
-        scaler.load_state_dict(ckpt["scaler"])
+        restore_scaler(scaler, ckpt["scaler"])
         if disc is not None:
             disc.load_state_dict(ckpt["disc"])
             disc_opt.load_state_dict(ckpt["disc_opt"])
@@ -427,7 +459,7 @@ def train(
                 group["lr"] = lr_now
             lr_img, hr_img = sampler.batch(config.batch)
             lr_img, hr_img = lr_img.to(device, non_blocking=True), hr_img.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 sr = model(lr_img)
                 if disc is None:
                     loss = criterion(sr.float(), hr_img)
@@ -442,7 +474,7 @@ def train(
             if disc is not None:
                 for group in disc_opt.param_groups:
                     group["lr"] = lr_now
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     d_loss = discriminator_loss(disc(hr_img), disc(sr.detach()))
                 disc_opt.zero_grad(set_to_none=True)
                 scaler.scale(d_loss).backward()
