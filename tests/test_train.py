@@ -140,24 +140,25 @@ def test_stop_at_then_resume_equals_an_uninterrupted_run(tiny_data, tmp_path: Pa
         assert torch.equal(value, c["model"][key]), key
 
 
-def test_bf16_trains_records_itself_and_resumes_a_float32_checkpoint(tiny_data, tmp_path: Path) -> None:
-    """A float32 run's checkpoint goes on in bfloat16 (what a CPU session with AMX does to a run begun
-    elsewhere), the loss still falls, and the weights' recipe says the precision."""
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_resumes_a_float32_checkpoint_and_records_itself(tiny_data, tmp_path: Path, precision) -> None:
+    """A float32 run's checkpoint goes on in mixed precision: bfloat16, as a CPU session with AMX carries a
+    run begun elsewhere, or float16 with loss scaling, CUDA's way (here on the CPU), whose enabled scaler
+    starts afresh from the float32 run's empty one.  The loss still falls; the weights' recipe says it."""
     config = _config(tiny_data, tmp_path / "run.pt", arch="robust", steps=60, val_every=20, stop_at=20)
     train(config)
-    result = train(replace(config, stop_at=0, resume=str(tmp_path / "run.pt"), precision="bf16"))
+    result = train(replace(config, stop_at=0, resume=str(tmp_path / "run.pt"), precision=precision))
     records = [json.loads(line) for line in result.log.read_text().splitlines()]
     assert [r["step"] for r in records] == [20, 40, 60]
     assert records[-1]["loss"] < records[0]["loss"]
-    assert read_metadata(result.weights)["recipe"]["precision"] == "bf16"
+    assert read_metadata(result.weights)["recipe"]["precision"] == precision
+    scaler = torch.load(result.checkpoint, weights_only=True)["scaler"]
+    assert bool(scaler) == (precision == "fp16")  # float16 saves its loss scale; bfloat16 needs none
 
 
-def test_precision_is_checked_and_a_scaler_starts_fresh_from_a_run_without_one(tiny_data, tmp_path) -> None:
-    with pytest.raises(InputError, match="fp16 trains on CUDA only"):
-        _config(tiny_data, tmp_path / "x.pt", precision="fp16").check()
+def test_precision_is_checked_and_a_scaler_goes_on_from_its_own_state_only(tiny_data, tmp_path) -> None:
     with pytest.raises(InputError, match="unknown --precision"):
         _config(tiny_data, tmp_path / "x.pt", precision="int8").check()
-    # A CPU (or bf16) run's scaler was off and saved nothing; a CUDA float16 run resuming it starts anew.
     fresh = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
     loop_module.restore_scaler(fresh, torch.amp.GradScaler("cpu", enabled=False).state_dict())
     assert fresh.get_scale() == 1024.0
