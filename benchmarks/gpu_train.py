@@ -134,7 +134,7 @@ def next_runs(state: Path, plan: tuple[PlannedRun, ...]) -> list[PlannedRun]:
 
 
 def lease_precision(device: str) -> str:
-    """The arithmetic a lease trains in: a CPU with bfloat16 in hardware steps 2.6x faster in it (AMX; the
+    """The arithmetic a lease trains in: a CPU with bfloat16 in hardware steps 2.4x faster in it (AMX; the
     network's bicubic residual and output stay float32); a GPU keeps vidsr train's float16 autocast."""
     if device.startswith("cuda"):
         return "auto"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import make_photos
+from conftest import load_script, make_photos
 
 import vidsr.train.loop as loop_module
 from vidsr.errors import InputError, ModelError
@@ -154,6 +155,24 @@ def test_mixed_precision_resumes_a_float32_checkpoint_and_records_itself(tiny_da
     assert read_metadata(result.weights)["recipe"]["precision"] == precision
     scaler = torch.load(result.checkpoint, weights_only=True)["scaler"]
     assert bool(scaler) == (precision == "fp16")  # float16 saves its loss scale; bfloat16 needs none
+
+
+def test_train_precision_benchmark_reads_a_run_and_compares_the_gradients(tiny_data, tmp_path, capsys) -> None:
+    config = _config(tiny_data, tmp_path / "run.pt", model="srresnet", arch="lite", batch=2, patch=32, stop_at=2)
+    train(config)
+    bench = load_script("train_precision")
+    try:
+        args = ["--state", str(tmp_path / "run.pt"), "--data", str(tiny_data[0]), "--batches", "2", "--threads", "1"]
+        assert bench.main(args) == 0
+    finally:
+        sys.modules.pop("train_precision", None)
+    out = capsys.readouterr().out
+    rows = [[float(cell) for cell in line.split("|")[1:-1]] for line in out.splitlines() if line[:3] in ("| 0", "| 1")]
+    assert len(rows) == 2, out
+    for _, loss32, loss16, cosine, _ in rows:
+        assert loss16 == pytest.approx(loss32, rel=0.01)
+        assert cosine > 0.99  # bfloat16 as vidsr trains in it follows float32's gradient
+    assert "seconds a step (median of 5): float32" in out
 
 
 def test_precision_is_checked_and_a_scaler_goes_on_from_its_own_state_only(tiny_data, tmp_path) -> None:

@@ -129,8 +129,8 @@ _SCALES = click.Choice(["2", "3", "4"])
     type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
     default="auto",
     show_default=True,
-    help="Mixed precision of the passes (weights stay float32). auto: fp16 on CUDA, fp32 on a CPU; bf16 steps "
-    "2.6x faster on a CPU with AMX.",
+    help="Mixed precision of the passes (weights stay float32). auto: fp16 on CUDA, fp32 on a CPU; bf16 "
+    "steps 2.4x faster on a CPU with AMX (benchmarks/train_precision.py).",
 )
 @click.option(
     "--time-limit",

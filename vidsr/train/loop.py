@@ -14,10 +14,11 @@
   (:class:`vidsr.train.data.ParallelPatchSampler`), for a GPU that steps faster than
   one core degrades patches; the batches then depend on the seed, not on the count.
 * ``precision``: mixed precision (autocast; the weights and Adam stay float32), float16
-  with loss scaling on CUDA by default, bfloat16 by choice (``bf16``: 2.6x the float32
-  steps a second on a CPU with AMX).  The networks' bicubic residual and the output sum
-  stay float32 under it (:meth:`vidsr.models.bicubic_residual.BicubicPhases.add_to`);
-  a network without that residual has its output rounded to the autocast type.
+  with loss scaling on CUDA by default, bfloat16 by choice (``bf16``: 2.4x the float32
+  steps a second on a CPU with AMX: ``benchmarks/train_precision.py``).  The networks'
+  bicubic residual and the output sum stay float32 under it
+  (:meth:`vidsr.models.bicubic_residual.BicubicPhases.add_to`); a network without that
+  residual has its output rounded to the autocast type.
 * The learning rate is a pure function of the step (cosine decay), so nothing
   about the schedule has to be restored.
 * At the end the best weights are written as ``<out stem>.safetensors`` (fp16)
@@ -119,7 +120,7 @@ class TrainConfig:
     data_workers: int = 0
     # The arithmetic of the forward and backward passes (the weights and Adam stay float32): "auto" is
     # float16 autocast with loss scaling on CUDA and float32 on a CPU; "bf16" bfloat16 autocast (CPUs with
-    # AMX or AVX512-BF16, where it steps 2.6x faster than float32; recent GPUs); "fp16" with loss scaling
+    # AMX or AVX512-BF16, where it steps 2.4x faster than float32; recent GPUs); "fp16" with loss scaling
     # (CUDA's way, anywhere: a CPU runs it to check that path, slowly); "fp32".
     precision: str = "auto"
 
