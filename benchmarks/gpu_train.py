@@ -146,9 +146,7 @@ def lease_precision(device: str) -> str:
     return "bf16" if any(native) else "fp32"
 
 
-def train_config(
-    run: PlannedRun, *, data: Path, work: Path, device: str, workers: int, dry_run: bool, precision: str = "auto"
-):
+def train_config(run: PlannedRun, *, data: Path, work: Path, device: str, workers: int, dry_run: bool, precision: str):
     from vidsr.train.loop import TrainConfig
 
     options = {**run.options, **(DRY_RUN if dry_run else {})}
