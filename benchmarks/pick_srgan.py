@@ -1,14 +1,28 @@
-"""Pick the SRGAN checkpoint to ship, on the selection side only: naturalness, fidelity and flicker.
+"""Pick the SRGAN weights to ship, on the selection side only: naturalness, fidelity and flicker.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pick_srgan.py runs/srgan_x4.step*.safetensors \
-        [--reference srresnet:paper] [--json picks.json] [--export runs/srgan_x4_pick.safetensors]
+        [--blend 0.5,0.6,0.7,0.8,0.9] [--reference srresnet:paper] [--json picks.json] \
+        [--export runs/srgan_x4_pick.safetensors]
 
-The rule, fixed before run 2's figures were seen: among the candidates whose protocol gain over
-bicubic on the selection photos is at least ``SRGAN_MIN_GAIN`` (0.7 dB; the bar is 0.5 on photos
-nobody picked on) and whose temporal-difference error on every selection clip (``box.mp4``,
-``tree.avi``; :mod:`vidsr.temporal`) is at most :data:`FLICKER_MARGIN` above that of the SRResNet it
-was fine-tuned from, the lowest NIQE on the selection photos ships.  NIQE alone would pick the
-checkpoint with the most invented texture, which is also the one that shimmers most on video.
+Candidates are a run's step files and, with ``--blend``, each of them interpolated with the SRResNet it
+was fine-tuned from (:func:`vidsr.models.weights.interpolate_states`, ESRGAN's network interpolation:
+``FILE@0.7`` is 0.7 of the GAN and 0.3 of the SRResNet).
+
+The rule (v2).  A candidate is eligible when, on the selection photos and clips, its protocol gain over
+bicubic is at least ``SRGAN_MIN_GAIN`` (0.7 dB), its temporal-difference error on every selection clip
+(``box.mp4``, ``tree.avi``; :mod:`vidsr.temporal`) is at most :data:`FLICKER_MARGIN` above the reference
+SRResNet's, and its NIQE is at least :data:`NIQE_MARGIN` below the reference's; the eligible candidate with
+the highest protocol gain ships.
+
+Why v2.  Rule v1 (same eligibility without the NIQE margin, then the lowest NIQE) shipped run 3's step
+1000: NIQE 4.06 on the report photos, far inside issue 24's bar (0.3 below SRResNet's 6.33), but protocol
++0.46 dB, short of its 0.5.  The selection photos had given +1.54 dB: fidelity is what does not carry over
+from one photo set to another (the SRResNet: +1.99 there, +0.87 on the report side), while NIQE does (the
+step: 4.34 and 4.06; the SRResNet: 6.28 and 6.33).  So v2 spends the NIQE headroom on fidelity: NIQE only
+has to clear a margin of 1.0 (three times the bar's 0.3, for the photo-set difference), and the gain,
+which is what transfers worst, is maximised.  v2 was written, and its margin chosen, before any blend was
+measured on either side; the report side it is then measured on is the one that showed v1 short, so read
+its figures with that in mind (held-out photos nobody here has will judge it again).
 """
 
 from __future__ import annotations
@@ -30,26 +44,48 @@ from benchmarks.temporal import read_frames  # noqa: E402
 from vidsr.evaluate import evaluate_images, list_images, load_rgb, module_upscaler, protocol_lr  # noqa: E402
 from vidsr.metrics import luma_255, mod_crop  # noqa: E402
 from vidsr.models import build_model  # noqa: E402
-from vidsr.models.weights import read_metadata  # noqa: E402
+from vidsr.models.weights import interpolate_states, read_metadata, shipped_weights_path  # noqa: E402
 from vidsr.niqe import niqe  # noqa: E402
 from vidsr.split import on_side, side_of  # noqa: E402
 from vidsr.temporal import temporal_score  # noqa: E402
 from vidsr.train.validation import SRGAN_MIN_GAIN  # noqa: E402
 
 FLICKER_MARGIN = 0.05  # at most 5 % more temporal-difference error than the SRResNet it came from
+NIQE_MARGIN = 1.0  # NIQE at least this far below the SRResNet's (the bar: 0.3, on photos nobody picked on)
+RULE = "v2: gain >= 0.7 dB, flicker <= +5 %, NIQE <= reference - 1.0; highest gain"
 CLIPS = ("box.mp4", "tree.avi")
 SCALE = 4
 
 
-def _load(item: str):
+def weights_file(item: str) -> Path:
+    """A candidate's or reference's weights file: a path, or ``model:set`` for a shipped set."""
     if Path(item).is_file():
-        return build_model(read_metadata(item)["model"], SCALE, weights=item)
+        return Path(item)
     model, _, weight_set = item.partition(":")
-    return build_model(model, SCALE, weights=weight_set)
+    path = shipped_weights_path(model, SCALE, weight_set or None)
+    if path is None:
+        raise SystemExit(f"Error: no weights {item!r}")
+    return path
 
 
-def measure(item: str, photos, clips) -> dict:
-    loaded = _load(item)
+def split_blend(item: str) -> tuple[Path, float | None]:
+    """``FILE@0.7`` -> (FILE, 0.7); a plain candidate -> (its file, None)."""
+    name, at, alpha = item.rpartition("@")
+    return (Path(name), float(alpha)) if at and not Path(item).is_file() else (weights_file(item), None)
+
+
+def _load(item: str, reference: Path):
+    path, alpha = split_blend(item)
+    loaded = build_model(read_metadata(path)["model"], SCALE, weights=str(path))
+    if alpha is not None:
+        from safetensors.torch import load_file
+
+        loaded.module.load_state_dict(interpolate_states(load_file(str(path)), load_file(str(reference)), alpha))
+    return loaded
+
+
+def measure(item: str, reference: Path, photos, clips) -> dict:
+    loaded = _load(item, reference)
     upscale = module_upscaler(loaded.module, loaded.spec.colour)
     protocol = evaluate_images(photos, SCALE, upscale, model=loaded.spec.name)
     natural = float(np.mean([niqe(upscale(protocol_lr(hr, SCALE)).numpy()) for _, hr in photos]))
@@ -60,10 +96,25 @@ def measure(item: str, photos, clips) -> dict:
     return {"gain": protocol.psnr - protocol.bicubic_psnr, "niqe": natural, "tdiff": flicker}
 
 
+def judge(candidate: dict, reference: dict) -> dict:
+    """``candidate``'s figures with the rule's verdicts added: ``flicker_ok`` and ``eligible``."""
+    flicker_ok = all(candidate["tdiff"][c] <= (1 + FLICKER_MARGIN) * reference["tdiff"][c] for c in CLIPS)
+    natural = candidate["niqe"] <= reference["niqe"] - NIQE_MARGIN
+    eligible = candidate["gain"] >= SRGAN_MIN_GAIN and flicker_ok and natural
+    return candidate | {"flicker_ok": flicker_ok, "eligible": eligible}
+
+
+def pick(results: dict[str, dict]) -> str | None:
+    """The eligible candidate with the highest protocol gain (see the module's rule), or None."""
+    eligible = {k: v for k, v in results.items() if v["eligible"]}
+    return max(eligible, key=lambda k: eligible[k]["gain"]) if eligible else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("candidates", nargs="+")
     parser.add_argument("--reference", default="srresnet:paper", help="the SRResNet the candidates came from")
+    parser.add_argument("--blend", default="", help="also each candidate interpolated with the reference: 0.6,0.8")
     parser.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "val")
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "data" / "video")
     parser.add_argument("--frames", type=int, default=30)
@@ -80,47 +131,58 @@ def main() -> None:
     for name in CLIPS:
         frames = [mod_crop(f, SCALE) for f in read_frames(args.clips / name, args.frames)]
         clips[name] = ([protocol_lr(f, SCALE) for f in frames], [luma_255(f).numpy() for f in frames])
-    reference = measure(args.reference, photos, clips)
+    reference_file = weights_file(args.reference)
+    reference = measure(str(reference_file), reference_file, photos, clips)
     print(f"reference {args.reference}: {reference}", flush=True)
+    alphas = [float(a) for a in args.blend.split(",") if a]
+    items = [*args.candidates, *(f"{c}@{a:g}" for c in args.candidates for a in alphas)]
     results = {}
-    for item in args.candidates:
-        r = measure(item, photos, clips)
-        r["flicker_ok"] = all(r["tdiff"][c] <= (1 + FLICKER_MARGIN) * reference["tdiff"][c] for c in CLIPS)
-        r["eligible"] = r["gain"] >= SRGAN_MIN_GAIN and r["flicker_ok"]
-        results[item] = r
+    for item in items:
+        r = results[item] = judge(measure(item, reference_file, photos, clips), reference)
         ratios = " ".join(f"{c} {r['tdiff'][c] / reference['tdiff'][c]:.3f}x" for c in CLIPS)
         print(
             f"{item}: gain {r['gain']:+.3f} dB, NIQE {r['niqe']:.3f}, tdiff {ratios}, eligible {r['eligible']}",
             flush=True,
         )
-    eligible = {k: v for k, v in results.items() if v["eligible"]}
-    pick = min(eligible, key=lambda k: eligible[k]["niqe"]) if eligible else None
-    print(f"pick: {pick}")
+    chosen = pick(results)
+    print(f"pick: {chosen}")
     if args.json:
-        args.json.write_text(json.dumps({"reference": reference, "candidates": results, "pick": pick}, indent=1) + "\n")
-    if args.export and pick:
-        export_step(Path(pick), args.export)
+        report = {"rule": RULE, "reference": reference, "candidates": results, "pick": chosen}
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.export and chosen:
+        export_step(chosen, reference_file, args.export)
         print(f"wrote {args.export}")
 
 
-def export_step(step_file: Path, dest: Path) -> None:
-    """Export ``RUN.stepN.safetensors`` as ``vidsr train`` exports its pick: fp16, with the metadata of its run
-    (``RUN.pt``'s options, steps and time) measured on the selection photos, ``selected_step`` N."""
+def export_step(item: str, reference: Path, dest: Path) -> None:
+    """Export ``RUN.stepN.safetensors`` (or ``RUN.stepN.safetensors@ALPHA``, interpolated with ``reference``) as
+    ``vidsr train`` exports its pick: fp16, with the metadata of its run (``RUN.pt``'s options, steps and
+    time) measured on the selection photos, ``selected_step`` N, and the interpolation in its recipe."""
     from dataclasses import fields
 
     from safetensors.torch import load_file
 
+    from vidsr.models.weights import rewrite_metadata
     from vidsr.train.loop import TrainConfig, export_weights
 
+    step_file, alpha = split_blend(item)
     run, _, step = step_file.name.removesuffix(".safetensors").rpartition(".step")
-    if not run or not step.isdigit():  # a run's final export already carries its metadata
-        shutil.copyfile(step_file, dest)
+    if not run or not step.isdigit():
+        if alpha is not None:
+            raise SystemExit(f"Error: {step_file} is not a run's step file; cannot export its interpolation")
+        shutil.copyfile(step_file, dest)  # a run's final export already carries its metadata
         return
     checkpoint = torch.load(step_file.with_name(f"{run}.pt"), map_location="cpu", weights_only=True)
     options = {f.name: checkpoint["config"][f.name] for f in fields(TrainConfig) if f.name in checkpoint["config"]}
     options["extra_photos"] = tuple(options.get("extra_photos", ()))
     config = TrainConfig(**options)
-    export_weights(config, load_file(str(step_file)), dest, checkpoint["seconds"], checkpoint["step"], int(step))
+    state = load_file(str(step_file))
+    if alpha is not None:
+        state = interpolate_states(state, load_file(str(reference)), alpha)
+    meta = export_weights(config, state, dest, checkpoint["seconds"], checkpoint["step"], int(step))
+    if alpha is not None:  # the recipe is also the history's last run: one dict, both updated
+        meta["recipe"]["interpolation"] = {"alpha": alpha, "with": reference.name, "method": "ESRGAN network"}
+        rewrite_metadata(dest, meta)
 
 
 if __name__ == "__main__":

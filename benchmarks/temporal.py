@@ -96,6 +96,21 @@ def _psnr(out: np.ndarray, hr: np.ndarray, shave: int) -> float:
     return float(10 * np.log10(255.0**2 / np.mean(diff * diff)))
 
 
+def updated_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old`` with each row measured again (same clip, scale and name) replaced in place by its ``new``
+    figures; new rows are added after the last old row of their clip and scale."""
+
+    def key(row: dict) -> tuple:
+        return row["clip"], row["scale"], row["name"]
+
+    fresh = {key(r): r for r in new}
+    rows = [fresh.pop(key(r), r) for r in old]
+    for row in fresh.values():
+        same = [i for i, r in enumerate(rows) if (r["clip"], r["scale"]) == (row["clip"], row["scale"])]
+        rows.insert(same[-1] + 1 if same else len(rows), row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "data" / "video")
@@ -107,6 +122,9 @@ def main() -> None:
     )
     parser.add_argument("--models", default="", help="comma list: only these shipped models (and --weights)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "temporal.json")
+    parser.add_argument(
+        "--update", action="store_true", help="keep --out's rows for what is not measured now (after --models)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     rows = []
@@ -123,6 +141,9 @@ def main() -> None:
         + f"--frames {args.frames} --scales {args.scales}",
         "rows": rows,
     }
+    if args.update and args.out.is_file():  # the file stays what its first command made, some rows newer
+        old = json.loads(args.out.read_text())
+        payload |= {"command": old["command"], "rows": updated_rows(old["rows"], rows)}
     args.out.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"wrote {args.out}")
 

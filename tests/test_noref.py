@@ -56,3 +56,34 @@ def test_temporal_scores_see_shimmer_where_the_scene_is_still() -> None:
 def test_temporal_score_needs_pairs() -> None:
     with pytest.raises(ValueError):
         temporal_score([np.zeros((8, 8))], [np.zeros((8, 8))])
+
+
+def test_temporal_benchmark_updates_only_the_rows_it_measured_again() -> None:
+    import sys
+
+    from conftest import load_script
+
+    temporal = load_script("temporal", "temporal_benchmark")
+    try:
+        old = [
+            {"clip": "a.avi", "scale": 2, "name": "bicubic", "tdiff_error": 1.0},
+            {"clip": "a.avi", "scale": 4, "name": "bicubic", "tdiff_error": 2.0},
+            {"clip": "a.avi", "scale": 4, "name": "srgan paper", "tdiff_error": 3.0},
+            {"clip": "b.mp4", "scale": 4, "name": "bicubic", "tdiff_error": 4.0},
+        ]
+        new = [
+            {"clip": "a.avi", "scale": 4, "name": "srgan paper", "tdiff_error": 2.5},
+            {"clip": "a.avi", "scale": 4, "name": "srgan x (candidate)", "tdiff_error": 2.6},
+            {"clip": "c.avi", "scale": 4, "name": "bicubic", "tdiff_error": 5.0},
+        ]
+        rows = temporal.updated_rows(old, new)
+    finally:
+        sys.modules.pop("temporal_benchmark", None)
+    assert [(r["clip"], r["scale"], r["name"], r["tdiff_error"]) for r in rows] == [
+        ("a.avi", 2, "bicubic", 1.0),
+        ("a.avi", 4, "bicubic", 2.0),
+        ("a.avi", 4, "srgan paper", 2.5),
+        ("a.avi", 4, "srgan x (candidate)", 2.6),
+        ("b.mp4", 4, "bicubic", 4.0),
+        ("c.avi", 4, "bicubic", 5.0),
+    ]

@@ -117,11 +117,6 @@ def test_srgan_is_more_natural_than_srresnet_and_still_beats_bicubic() -> None:
     assert protocol.psnr > protocol.bicubic_psnr + 0.3, protocol.to_dict()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 24's protocol bar is not met on the report side: +0.46 dB over bicubic (28.25 against "
-    "27.79 dB), below +0.5; the NIQE bar is (4.06 against 6.10 / 6.33 / 6.84)",
-)
 def test_srgan_meets_issue_24s_bars_on_the_report_side() -> None:
     """Issue 24's bars for SRGAN x4 on the report photos, nothing picked on them: NIQE at least 0.3 below both
     SRResNet sets' and bicubic's, protocol PSNR-Y at least 0.5 dB above bicubic.  Read from the figures

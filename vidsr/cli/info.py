@@ -45,6 +45,8 @@ def _model_rows() -> list[dict]:
                 row["trained"] = {k: recipe.get(k) for k in ("steps", "seconds", "device", "data") if k in recipe}
                 if "loss" in recipe:
                     row["loss"] = recipe["loss"]
+                if "interpolation" in recipe:  # ESRGAN's network interpolation with the network it was tuned from
+                    row["interpolation"] = recipe["interpolation"]
                 if "arch_config" in meta:
                     row["architecture"] = meta["arch_config"].get("config")
                 if "matrix" in meta:
@@ -65,6 +67,8 @@ def _described(r: dict) -> str:
     text = f"; trained on {r['trained_on']}"
     if r.get("loss", "l1") != "l1":  # SRGAN's: says whether VGG or feature matching made it
         text += f", loss {r['loss']}"
+    if blend := r.get("interpolation"):
+        text += f", interpolated {blend['alpha']:g} : {1 - blend['alpha']:g} with {blend['with']}"
     text += f"; selected on {r['selected_on']}"
     text += f"; reported on {r['reported_on']}" if r.get("reported_on") else " (figures on the photos it was picked on)"
     if r.get("int8"):

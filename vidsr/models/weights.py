@@ -164,6 +164,27 @@ def init_from(module: nn.Module, path: str | Path) -> tuple[int, int]:
     return len(fitting), len(own) - len(fitting)
 
 
+def interpolate_states(
+    tuned: dict[str, torch.Tensor], parent: dict[str, torch.Tensor], alpha: float
+) -> dict[str, torch.Tensor]:
+    """Network interpolation (Wang et al., ESRGAN, 2018): ``alpha * tuned + (1 - alpha) * parent``, tensor by
+    tensor, in float32.  ``tuned`` must have been fine-tuned from ``parent`` (an SRGAN from the SRResNet it
+    started as): the two then lie in one basin, and ``alpha`` trades the GAN's texture for the parent's
+    fidelity smoothly, with no training.  Unrelated networks of the same shape average into noise."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ModelError(f"interpolation weight {alpha} is outside [0, 1]")
+    if tuned.keys() != parent.keys():
+        odd = sorted(tuned.keys() ^ parent.keys())
+        raise ModelError(f"cannot interpolate: the networks differ in {len(odd)} tensors ({', '.join(odd[:3])})")
+    wrong = [k for k in tuned if tuned[k].shape != parent[k].shape]
+    if wrong:
+        raise ModelError(f"cannot interpolate: {len(wrong)} tensors differ in shape ({', '.join(wrong[:3])})")
+    return {
+        k: alpha * tuned[k].float() + (1.0 - alpha) * parent[k].float() if tuned[k].is_floating_point() else tuned[k]
+        for k in tuned
+    }
+
+
 def training_runs(meta: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs a weights file came from, oldest first: its ``history``, or, for a file trained in one run
     that records only its ``recipe`` (the first shipped sets), that recipe."""
