@@ -11,7 +11,7 @@ faster than the fp32 graph on onnxruntime (the fp32 default) and <= 0.05 dB PSNR
 * The paper ESPCN sets (tanh): bf16 on openvino, and onnxruntime's own int8 quantiser
   (per-channel 7-bit weights, uint8 activations, MinMax calibration on 64 luma patches of
   ``shared/data/train``) to show why vidsr offers no int8 for them.
-* The SRResNet sets (srresnet x2 robust, srgan x4): bf16 on openvino.
+* The SRResNet sets (srresnet x2 robust and large, srgan x4): bf16 on openvino.
 
 Every row runs through the backends ``vidsr upscale`` uses; ``auto here`` says whether
 ``--precision auto`` picks that engine on this CPU.  bf16 rows need a CPU that computes bf16
@@ -20,7 +20,7 @@ natively (AVX512-BF16 or AMX) and are left out elsewhere; openvino rows need Ope
 Model-only times on one frame (ESPCN x2: 768x576, x3: 640x360, x4: 480x270 luma; SRResNet a
 quarter of those pixels)::
 
-    python benchmarks/precision.py [--data $VIDSR_DATA or ../shared/data] [--threads 2]
+    python benchmarks/precision.py [--data $VIDSR_DATA or ../shared/data] [--threads 2] [--only srresnet:large,...]
 
 Needs ``onnx``; nothing is written to the repository (the graphs go to a temporary folder).
 """
@@ -105,6 +105,7 @@ SETS = [  # (model, weights, scale, input (h, w)); SRResNet on a quarter of the 
     ("espcn", "paper", 2, SIZES[2]),
     ("espcn", "paper", 4, SIZES[4]),
     ("srresnet", "robust", 2, (288, 384)),
+    ("srresnet", "large", 2, (288, 384)),
     ("srgan", "paper", 4, (135, 240)),
 ]
 
@@ -148,14 +149,14 @@ def _row(loaded, weights: str, size, engine: str, ms32: float, ms: float, q32, q
     }
 
 
-def vidsr_rows(data: Path, threads: int, tmp: Path) -> list[dict]:
-    """Each set of SETS: every lower precision vidsr runs here against onnxruntime fp32, through its backends."""
+def vidsr_rows(data: Path, threads: int, tmp: Path, sets: list[tuple]) -> list[dict]:
+    """Each of ``sets``: every lower precision vidsr runs here against onnxruntime fp32, through its backends."""
     from vidsr.backends import BackendOptions, create_backend
     from vidsr.bench_cpu import engine_label
 
     val = [(path.stem, load_rgb(path)) for path in list_images(data / "val")]
     rows = []
-    for model, weights, scale, (h, w) in SETS:
+    for model, weights, scale, (h, w) in sets:
         loaded = build_model(model, scale, weights=weights)
 
         def backend(name: str, precision: str, loaded=loaded):
@@ -202,10 +203,15 @@ def ort_quantiser(data: Path, threads: int, tmp: Path) -> list[dict]:
     return rows
 
 
-def measure(data: Path, threads: int) -> list[dict]:
-    """Lower precisions against fp32: ms, speed-up, quality, whether each meets the bar and is auto's choice."""
+def measure(data: Path, threads: int, only: set[str] | None = None) -> list[dict]:
+    """Lower precisions against fp32: ms, speed-up, quality, whether each meets the bar and is auto's choice.
+
+    ``only``: the ``model:weights`` rows of SETS to measure (the quantiser rows are left out), or None for all.
+    """
+    sets = [s for s in SETS if only is None or f"{s[0]}:{s[1]}" in only]
     with tempfile.TemporaryDirectory() as tmp:
-        return vidsr_rows(data, threads, Path(tmp)) + ort_quantiser(data, threads, Path(tmp))
+        rows = vidsr_rows(data, threads, Path(tmp), sets)
+        return rows if only is not None else rows + ort_quantiser(data, threads, Path(tmp))
 
 
 HEAD = [
@@ -246,11 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=Path(os.environ.get("VIDSR_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--only", help="Comma-separated model:weights rows of SETS, e.g. srresnet:large [all]")
     args = p.parse_args(argv)
+    only = None if args.only is None else set(args.only.split(","))
+    if only is not None and (unknown := only - {f"{s[0]}:{s[1]}" for s in SETS}):
+        p.error(f"--only: no such rows: {', '.join(sorted(unknown))}")
     torch.set_num_threads(args.threads)
     print("| " + " | ".join(HEAD) + " |")
     print("|" + " --- |" * len(HEAD))
-    for row in measure(args.data, args.threads):
+    for row in measure(args.data, args.threads, only):
         print("| " + " | ".join("–" if row[k] is None else str(row[k]) for k in KEYS) + " |", flush=True)
     return 0
 

@@ -200,7 +200,7 @@ def train(
 @click.option("-m", "--model", "model_name", type=click.Choice(MODEL_NAMES), required=True)
 @click.option("-s", "--scale", type=_SCALES, required=True)
 @click.option(
-    "--weights", default=None, help="A weights file, or a shipped set's name (robust, paper) [the default set]."
+    "--weights", default=None, help="A weights file, or a shipped set's name (robust, large, paper) [the default set]."
 )
 @click.option(
     "--degradations",

@@ -17,9 +17,11 @@ from vidsr.errors import ModelError
 SHIPPED_DIR = Path(__file__).parent / "weights"
 # Shipped weights come in named sets, one file each: ``espcn_x4.robust.safetensors``.
 # ``robust`` (trained on a mixture of realistic degradations) is the default where it
-# ships; ``paper`` (trained on the literature's one kernel) keeps figures comparable
-# with the papers.  The first set that ships for a model and scale is its default.
-WEIGHT_SETS = ("robust", "paper")
+# ships; ``large`` is ``robust`` at a larger capacity (SRResNet ``large``: more detail, several
+# times the compute, so never the default); ``paper`` (trained on the literature's one kernel)
+# keeps figures comparable with the papers.  The first set that ships for a model and scale is
+# its default.
+WEIGHT_SETS = ("robust", "large", "paper")
 
 
 def shipped_sets(model: str, scale: int) -> dict[str, Path]:
