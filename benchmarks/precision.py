@@ -110,6 +110,11 @@ SETS = [  # (model, weights, scale, input (h, w)); SRResNet on a quarter of the 
 ]
 
 
+def row_name(row: tuple) -> str:
+    """A SETS row as ``--only`` names it: ``model:weights``."""
+    return f"{row[0]}:{row[1]}"
+
+
 def low_precision_engines(loaded) -> list[tuple[str, str]]:
     """(backend, precision) pairs below fp32 that vidsr runs for ``loaded`` on this machine."""
     from vidsr.bench_cpu import cpu_engines
@@ -208,7 +213,7 @@ def measure(data: Path, threads: int, only: set[str] | None = None) -> list[dict
 
     ``only``: the ``model:weights`` rows of SETS to measure (the quantiser rows are left out), or None for all.
     """
-    sets = [s for s in SETS if only is None or f"{s[0]}:{s[1]}" in only]
+    sets = [s for s in SETS if only is None or row_name(s) in only]
     with tempfile.TemporaryDirectory() as tmp:
         rows = vidsr_rows(data, threads, Path(tmp), sets)
         return rows if only is not None else rows + ort_quantiser(data, threads, Path(tmp))
@@ -255,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="Comma-separated model:weights rows of SETS, e.g. srresnet:large [all]")
     args = p.parse_args(argv)
     only = None if args.only is None else set(args.only.split(","))
-    if only is not None and (unknown := only - {f"{s[0]}:{s[1]}" for s in SETS}):
+    if only is not None and (unknown := only - {row_name(s) for s in SETS}):
         p.error(f"--only: no such rows: {', '.join(sorted(unknown))}")
     torch.set_num_threads(args.threads)
     print("| " + " | ".join(HEAD) + " |")

@@ -24,5 +24,5 @@ def test_an_unknown_row_is_refused_before_anything_runs(precision, capsys) -> No
 
 
 def test_every_shipped_srresnet_x2_set_below_paper_has_a_row(precision) -> None:
-    rows = {f"{model}:{weights}" for model, weights, scale, _ in precision.SETS if scale == 2}
+    rows = {precision.row_name(row) for row in precision.SETS if row[2] == 2}
     assert {f"srresnet:{name}" for name in shipped_sets("srresnet", 2) if name != "paper"} <= rows
