@@ -155,3 +155,23 @@ def test_the_best_x2_set_meets_issue_24s_bars_on_the_report_side() -> None:
         assert report.mean6(matrix) >= report.BEST_MEAN6 == 0.8, matrix["rows"]
     finally:
         sys.modules.pop("quality_for_bars", None)
+
+
+def test_the_x4_large_set_earns_its_place_on_the_report_side() -> None:
+    """``srresnet --weights large`` at x4 ships because it was the better pick on the selection photos; on the
+    report photos (measured after) it must still be at or above bicubic on every row and above the robust
+    SRResNet on the six-row mean.  Issue 24's +0.8 dB x4 bar is not met by any set yet (+0.42 with
+    ``--ensemble``): that is in README, not asserted here."""
+    if "large" not in shipped_sets("srresnet", 4):
+        pytest.skip("no srresnet x4 large weights ship")
+    report = load_script("quality", "quality_for_bars")
+    try:
+        quality = json.loads((SHIPPED_DIR.parents[2] / "benchmarks" / "quality.json").read_text())
+        entries = {e["name"]: e for e in quality["entries"] if e["scale"] == 4 and e.get("weights")}
+        large, robust = entries["srresnet large"], entries["srresnet robust"]
+        assert large["tensors_sha256"] == tensor_digest(shipped_weights_path("srresnet", 4, "large"))
+        assert robust["tensors_sha256"] == tensor_digest(shipped_weights_path("srresnet", 4, "robust"))
+        assert large["report"]["matrix"]["worst_gain"] >= 0.0, large["report"]["matrix"]["rows"]
+        assert report.mean6(large["report"]["matrix"]) > report.mean6(robust["report"]["matrix"])
+    finally:
+        sys.modules.pop("quality_for_bars", None)
