@@ -178,12 +178,15 @@ def test_a_run_goes_on_from_lease_to_lease(gpu_train, photos, tmp_path: Path, ca
     assert lease["runs"][0]["from_step"] == 1 and lease["runs"][0]["to_step"] == 4 and lease["runs"][0]["finished"]
     assert [r["run"] for r in lease["runs"]] == [run.name for run in gpu_train.PLAN]
     assert len(list((tmp_path / "lease2").iterdir())) <= 8  # what $OUT gives back
+    assert not list((tmp_path / "lease2").glob("*.resume.pt"))  # finished runs resume no more
     assert gpu_train.main(["--collect", str(tmp_path / "lease2"), "--state", str(state)]) == 0
     assert not (state / f"{first}.resume.pt").exists()  # finished: the weights are what is kept
     meta = read_metadata(state / f"{first}.safetensors")
     assert meta["arch_config"] == arch_config("srresnet", "large")
     assert meta["recipe"]["degradations"] == "robust-v4" and meta["selected_on"]["side"] == "selection"
     assert meta["recipe"]["batch_seeds"] == "per batch" and meta["recipe"]["precision"] == "bf16"
+    zoom = read_metadata(state / f"{gpu_train.PLAN[2].name}.safetensors")["recipe"]
+    assert (zoom["init"], zoom["hr_zoom"], zoom["ema"]) == ("srresnet_x4.large.safetensors", 0.5, 0.999)
     assert len((state / gpu_train.LEASES).read_text().splitlines()) == 2
     capsys.readouterr()
     assert gpu_train.main(["--plan-only", "--state", str(state)]) == 0

@@ -9,6 +9,7 @@ import torch
 from conftest import make_photos
 
 from vidsr.backends.int8 import calibration_of
+from vidsr.errors import InputError
 from vidsr.models import build_model
 from vidsr.models.espcn import ROBUST
 from vidsr.models.weights import read_metadata, save_weights
@@ -63,11 +64,33 @@ def test_robust_run_records_its_recipe_history_and_matrix(data, tmp_path: Path) 
     # The exported file carries its int8 ranges, measured on the run's own recipe (tests/test_int8.py).
     assert calibration_of(build_model("espcn", 2, weights=result.weights)) is not None
     assert meta["int8"]["source"].startswith("64 robust-v1 LR luma patches")
-    # A second run that starts from the first carries the first one's history.
+    # A second run that starts from the first carries the first one's history (and says it zoomed).
     follow = train(
-        TrainConfig(**{**config.__dict__, "init": str(result.weights), "out": str(tmp_path / "run2" / "r.pt")})
+        TrainConfig(
+            **{**config.__dict__, "init": str(result.weights), "out": str(tmp_path / "run2" / "r.pt"), "hr_zoom": 0.75}
+        )
     )
-    assert [h["init"] for h in read_metadata(follow.weights)["history"]] == [None, "r.safetensors"]
+    history = read_metadata(follow.weights)["history"]
+    assert [h["init"] for h in history] == [None, "r.safetensors"]
+    assert [h.get("hr_zoom") for h in history] == [None, 0.75]
+
+
+def test_hr_zoom_shows_photos_at_a_random_smaller_size(tmp_path: Path) -> None:
+    # A ramp rising 0.5 a pixel across the photo: a crop shown at s x its size (s in [zoom, 1]) rises
+    # 0.5 / s a pixel, along whichever axis its flip and rotation left it.
+    ramp = torch.arange(400, dtype=torch.float32).mul(0.5).round().to(torch.uint8).expand(3, 400, 400).contiguous()
+
+    def rise_per_pixel(zoom: float) -> torch.Tensor:
+        hr = PatchSampler([ramp], scale=4, patch=32, colour="rgb", seed=0, zoom=zoom).batch(64)[1] * 255.0
+        rise = hr.diff(dim=-1).abs().mean(dim=(1, 2, 3)) + hr.diff(dim=-2).abs().mean(dim=(1, 2, 3))
+        return rise / 0.5  # 1 / s
+
+    assert torch.allclose(rise_per_pixel(1.0), torch.ones(64), atol=0.05)  # off: the photo's own size
+    zoomed = rise_per_pixel(0.5)
+    assert zoomed.min() > 0.95 and zoomed.max() < 2.1  # never upscaled, never below half size
+    assert zoomed.max() > 1.6 and (zoomed > 1.2).float().mean() > 0.4  # and spread over the range
+    with pytest.raises(InputError, match="hr-zoom"):
+        TrainConfig(model="espcn", scale=2, data=".", val=".", out="x.pt", hr_zoom=0.0).check()
 
 
 def test_weights_that_record_only_their_recipe_pass_it_on_as_history(data, tmp_path: Path) -> None:

@@ -98,6 +98,14 @@ _SCALES = click.Choice(["2", "3", "4"])
     help="Also train on the openly licensed photos a registry package ships (scikit-image: 9, CC0 or public domain).",
 )
 @click.option(
+    "--hr-zoom",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Show each HR crop at a random size between this and 1x of its photo (a wider crop, antialiased "
+    "down): more scales of the same photos. 1: off.",
+)
+@click.option(
     "--val-side",
     type=click.Choice(["selection", "all"]),
     default="selection",

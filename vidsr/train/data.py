@@ -59,6 +59,14 @@ def load_extra(source: str) -> list[torch.Tensor]:
     return images
 
 
+def shrink(crop: torch.Tensor, size: int) -> torch.Tensor:
+    """A uint8 ``(3, S, S)`` crop downscaled to ``(3, size, size)``, antialiased bicubic, rounded back to uint8."""
+    small = torch.nn.functional.interpolate(
+        crop[None].float(), size=(size, size), mode="bicubic", align_corners=False, antialias=True
+    )
+    return small[0].clamp_(0.0, 255.0).round_().to(torch.uint8)
+
+
 class PatchSampler:
     """Draws batches of (LR, HR) patch pairs from images held in memory.
 
@@ -76,6 +84,7 @@ class PatchSampler:
         colour: str,
         seed: int,
         degradations: str = "protocol",
+        zoom: float = 1.0,
     ) -> None:
         if patch % scale:
             raise InputError(f"the HR patch size ({patch}) must be a multiple of the scale ({scale})")
@@ -87,6 +96,7 @@ class PatchSampler:
         self.patch = patch
         self.colour = colour
         self.degrade = recipe(degradations)
+        self.zoom = zoom
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.drawn = 0  # batches drawn: the sampler's position, saved with its generator state
@@ -94,9 +104,18 @@ class PatchSampler:
     def _crop(self, rng: np.random.Generator) -> torch.Tensor:
         im = self.images[int(rng.integers(len(self.images)))]
         h, w = im.shape[-2:]
-        top = int(rng.integers(h - self.patch + 1))
-        left = int(rng.integers(w - self.patch + 1))
-        crop = im[:, top : top + self.patch, left : left + self.patch]
+        # With zoom < 1 the crop shows the photo at a random size between zoom and 1x: a wider crop,
+        # downscaled with antialiasing.  Smaller copies of a photo are new content (other scales of its
+        # textures) and sharper per pixel than a camera JPEG.  Off (1.0), no number is drawn, so the
+        # runs before the option draw the same patches.
+        side = self.patch
+        if self.zoom < 1.0:
+            side = min(round(self.patch / rng.uniform(self.zoom, 1.0)), h, w)
+        top = int(rng.integers(h - side + 1))
+        left = int(rng.integers(w - side + 1))
+        crop = im[:, top : top + side, left : left + side]
+        if side != self.patch:
+            crop = shrink(crop, self.patch)
         if rng.random() < 0.5:
             crop = crop.flip(-1)
         return torch.rot90(crop, int(rng.integers(4)), dims=(-2, -1))

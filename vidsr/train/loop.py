@@ -106,6 +106,8 @@ class TrainConfig:
     ema: float = 0.0
     # Registry packages whose openly licensed photos join ``data`` (vidsr.train.data.EXTRA_SOURCES).
     extra_photos: tuple[str, ...] = ()
+    # <1: each HR crop shows its photo at a random size between this and 1x (vidsr.train.data.PatchSampler).
+    hr_zoom: float = 1.0
     # Which photos of ``val`` may steer the run (vidsr.split): checkpoint picking and the exported figures
     # use the selection side only, so the report side stays a fair test; "all" for a folder of one's own.
     val_side: str = "selection"
@@ -146,6 +148,8 @@ class TrainConfig:
             raise InputError(f"--data-workers {self.data_workers} must be 0 or more")
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown --precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if not 0.0 < self.hr_zoom <= 1.0:
+            raise InputError(f"--hr-zoom {self.hr_zoom} must be in (0, 1]")
         if not 0.0 <= self.ema < 1.0:
             raise InputError(f"--ema {self.ema} must be in [0, 1)")
         if self.degradations not in RECIPES:
@@ -279,6 +283,8 @@ def export_metadata(
         recipe["discriminator"] = {"features": config.disc_features, "head": config.disc_head}
     if config.extra_photos:
         recipe["extra_photos"] = list(config.extra_photos)
+    if config.hr_zoom < 1.0:
+        recipe["hr_zoom"] = config.hr_zoom
     if config.data_workers:  # batch k seeded by (seed, k): other patches than one generator draws
         recipe["batch_seeds"] = "per batch"
     if config.precision != "auto":
@@ -370,6 +376,7 @@ def train(
         colour=spec.colour,
         seed=config.seed,
         degradations=config.degradations,
+        zoom=config.hr_zoom,
     )
     if config.data_workers:
         sampler = ParallelPatchSampler(
