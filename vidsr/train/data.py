@@ -1,5 +1,7 @@
 """Training pairs made on the fly: random HR crops, flips and 90° rotations, LR by a named degradation recipe.
 
+With ``--hr-zoom`` a crop is taken wider and shrunk to the patch: the photo at a random smaller size.
+
 ``protocol``: the evaluation protocol's downscaling (:func:`vidsr.evaluate.bicubic_down`:
 Pillow's antialiased bicubic, 8-bit), batched, so the network learns to invert the
 degradation the literature measures.  Any other recipe of :mod:`vidsr.degrade`
