@@ -102,8 +102,16 @@ ROBUST_LARGE = {
 # 29 photos teach.  So, fixed before it ran (2026-12-05): the picked weights go on for 16000 steps at half
 # the learning rate, each crop showing its photo at 0.5-1x its size (more scales of the same photos) and
 # an average of the weights validated (EMA), seed 1 for new patches.
-X4_ZOOM = {**ROBUST_LARGE, "scale": 4, "init": "srresnet_x4.large.safetensors", "hr_zoom": 0.5, "ema": 0.999}
-X4_ZOOM |= {"lr": 1e-4, "steps": 16000, "seed": 1}
+X4_ZOOM = {
+    **ROBUST_LARGE,
+    "scale": 4,
+    "init": "srresnet_x4.large.safetensors",
+    "hr_zoom": 0.5,
+    "ema": 0.999,
+    "lr": 1e-4,
+    "steps": 16000,
+    "seed": 1,
+}
 PLAN: tuple[PlannedRun, ...] = (
     *(PlannedRun(f"srresnet_x{scale}_robust_large", {**ROBUST_LARGE, "scale": scale}) for scale in (2, 4)),
     PlannedRun("srresnet_x4_robust_large_zoom", X4_ZOOM),

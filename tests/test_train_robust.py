@@ -75,7 +75,7 @@ def test_robust_run_records_its_recipe_history_and_matrix(data, tmp_path: Path) 
     assert [h.get("hr_zoom") for h in history] == [None, 0.75]
 
 
-def test_hr_zoom_shows_photos_at_a_random_smaller_size(tmp_path: Path) -> None:
+def test_hr_zoom_shows_photos_at_a_random_smaller_size() -> None:
     # A ramp rising 0.5 a pixel across the photo: a crop shown at s x its size (s in [zoom, 1]) rises
     # 0.5 / s a pixel, along whichever axis its flip and rotation left it.
     ramp = torch.arange(400, dtype=torch.float32).mul(0.5).round().to(torch.uint8).expand(3, 400, 400).contiguous()

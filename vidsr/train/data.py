@@ -28,6 +28,7 @@ from vidsr.colour import BT601_STUDIO, rgb_to_luma
 from vidsr.degrade import recipe
 from vidsr.errors import InputError
 from vidsr.evaluate import bicubic_down, list_images, load_rgb
+from vidsr.resample import resize
 
 
 def load_folder(folder: str | Path) -> list[torch.Tensor]:
@@ -59,14 +60,6 @@ def load_extra(source: str) -> list[torch.Tensor]:
         rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
         images.append(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous())
     return images
-
-
-def shrink(crop: torch.Tensor, size: int) -> torch.Tensor:
-    """A uint8 ``(3, S, S)`` crop downscaled to ``(3, size, size)``, antialiased bicubic, rounded back to uint8."""
-    small = torch.nn.functional.interpolate(
-        crop[None].float(), size=(size, size), mode="bicubic", align_corners=False, antialias=True
-    )
-    return small[0].clamp_(0.0, 255.0).round_().to(torch.uint8)
 
 
 class PatchSampler:
@@ -116,8 +109,8 @@ class PatchSampler:
         top = int(rng.integers(h - side + 1))
         left = int(rng.integers(w - side + 1))
         crop = im[:, top : top + side, left : left + side]
-        if side != self.patch:
-            crop = shrink(crop, self.patch)
+        if side != self.patch:  # antialiased bicubic, back on the uint8 grid the photos are held on
+            crop = resize(crop.float(), (self.patch, self.patch)).clamp_(0.0, 255.0).round_().to(torch.uint8)
         if rng.random() < 0.5:
             crop = crop.flip(-1)
         return torch.rot90(crop, int(rng.integers(4)), dims=(-2, -1))
