@@ -8,7 +8,9 @@ Prints, and writes to ``--out`` (``startup_probe.txt``, ``importtime.txt``):
 1. whether Python keeps PyTorch's bytecode here (``vidsr.bytecode``);
 2. ``import torch`` and CUDA's set-up in a bare interpreter (no kept bytecode), twice;
 3. ``vidsr upscale CLIP -s 2 --json`` on a fresh engine dir: once cold, ``--warm-runs`` times warm,
-   once warm with ``VIDSR_BYTECODE_CACHE=0``, ``--warm-runs`` times with ``-m bicubic``, then once
+   once warm with ``VIDSR_BYTECODE_CACHE=0``, on CUDA ``--warm-runs`` times warm with
+   ``VIDSR_CUDA_SETUP=0`` (no early context and cuDNN: ``vidsr.cuda_setup``'s A/B), ``--warm-runs``
+   times with ``-m bicubic``, then once
    under ``-X importtime`` (``PYTHONPROFILEIMPORTTIME=1``; its import log to ``importtime.txt``);
    each with ``startup_s`` and its phases (model ready, input open, first frame), and the warm
    runs' median;
@@ -110,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     probe.upscale("cold", a.clip, ["-s", "2"])
     warm = [probe.upscale(f"warm {i + 1}", a.clip, ["-s", "2"]) for i in range(a.warm_runs)]
     probe.upscale("warm, VIDSR_BYTECODE_CACHE=0", a.clip, ["-s", "2"], env={"VIDSR_BYTECODE_CACHE": "0"})
+    unset = [
+        probe.upscale(f"warm, VIDSR_CUDA_SETUP=0 {i + 1}", a.clip, ["-s", "2"], env={"VIDSR_CUDA_SETUP": "0"})
+        for i in range(a.warm_runs if cuda else 0)
+    ]  # the A/B of vidsr.cuda_setup (a GPU's alone)
     bicubic = [probe.upscale(f"bicubic {i + 1}", a.clip, ["-m", "bicubic", "-s", "2"]) for i in range(a.warm_runs)]
-    for name, runs in (("warm", warm), ("bicubic", bicubic)):
+    for name, runs in (("warm", warm), ("warm, VIDSR_CUDA_SETUP=0", unset), ("bicubic", bicubic)):
         runs = sorted(r for r in runs if r is not None)
         if runs:
             probe.say(f"{name}: median {statistics.median(runs):.3f} s of {len(runs)} ({runs[0]}-{runs[-1]})")

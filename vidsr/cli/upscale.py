@@ -56,6 +56,10 @@ def upscale(
     # Field detection decodes up to the input's first 60 frames: it runs while PyTorch and the model load.
     image = is_image(input_path)
     fields = None if image else FieldScan(input_path, encode.deinterlace, encode.field_rate)
+    # On a GPU, its context and cuDNN are set up while the other imports and the weights load.
+    from vidsr.cuda_setup import start_cuda_setup
+
+    cuda_setup = start_cuda_setup(choice.device, choice.backend, choice.precision)
 
     from vidsr.stages import process_started
     from vidsr.video import upscale_image_file, upscale_video
@@ -64,7 +68,11 @@ def upscale(
         import torch
 
         torch.set_num_threads(threads)  # torch-cpu's model threads; onnxruntime gets them below
-    up = choice.upscaler(threads)
+    try:
+        up = choice.upscaler(threads)
+    finally:
+        if cuda_setup is not None:
+            cuda_setup.join()  # before any model call: nothing of it may run beside a CUDA graph's capture
     model_ready = time.perf_counter()  # imports, the weights, the backend and its device
     if not quiet and not as_json:
         click.echo(f"vidsr: {up.describe()}", err=True)

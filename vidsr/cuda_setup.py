@@ -1,0 +1,76 @@
+"""CUDA's set-up started early: the GPU's context and cuDNN, beside the rest of the start-up.
+
+On the H200 the CLI's warm start-up waited for these one after the other: ``import torch`` (1.2-1.6 s
+with bytecode kept), the rest of the imports and the weights, CUDA's context (0.35 s, when the model
+first moves to the GPU), then, once the input's size is known, the first model call (0.75-0.80 s at
+1080p batch 8: loading cuDNN, its kernel choice, the CUDA graph).  A probe there ran the context's
+set-up in a thread beside the imports that follow PyTorch's: its 0.36 s left the start-up and the
+imports took 0.15 s longer.  :func:`start_cuda_setup` does that, and then runs one tiny fp16
+convolution, which loads cuDNN's libraries and makes its handle (PyTorch hands a finished thread's
+handle to the next thread that asks), so the first model call is left only the kernel choice and
+the graph.  What that saves at the first frame is unmeasured until a GPU session runs
+``benchmarks/startup_probe.py`` (its ``VIDSR_CUDA_SETUP=0`` line is the run without it).
+
+The caller joins the thread before any model call, so nothing here overlaps a CUDA graph's capture.
+A set-up that fails is only logged: the model's own first CUDA call meets the same problem and
+reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SWITCH_ENV = "VIDSR_CUDA_SETUP"  # "0": no early set-up (the A/B of startup_probe.py)
+CPU_BACKENDS = ("openvino", "onnxruntime", "torch-cpu")
+
+
+def cuda_index(device: str, backend: str = "auto", precision: str = "auto") -> int | None:
+    """The CUDA device that ``--device``, ``--backend`` and ``--precision`` will run on, or None where
+    it is not a GPU (``auto`` is the GPU wherever PyTorch sees one, as
+    :func:`vidsr.backends.resolve_device` decides; int8 is the CPU's)."""
+    if backend in CPU_BACKENDS or precision == "int8" or not (device == "auto" or device.startswith("cuda")):
+        return None
+    if not torch.cuda.is_available():
+        return None  # resolve_device says so, with the option's name, when the model is made
+    try:
+        index = torch.device("cuda" if device == "auto" else device).index
+    except RuntimeError:
+        return None  # not a device name: resolve_device says so when the model is made
+    return torch.cuda.current_device() if index is None else index
+
+
+def start_cuda_setup(device: str, backend: str = "auto", precision: str = "auto") -> threading.Thread | None:
+    """Start CUDA's context and cuDNN on the device the options name, in a thread; join it before the
+    first model call.  None (nothing started) off the GPU or with ``VIDSR_CUDA_SETUP=0``."""
+    if os.environ.get(SWITCH_ENV) == "0":
+        return None
+    index = cuda_index(device, backend, precision)
+    if index is None:
+        return None
+    # Not a daemon: a run that fails or is interrupted meanwhile still waits for it (under a second)
+    # before Python tears down, instead of unloading CUDA under a thread inside it.
+    thread = threading.Thread(target=_set_up_quietly, args=(index,), name="vidsr-cuda-setup")
+    thread.start()
+    return thread
+
+
+def _set_up_quietly(index: int) -> None:
+    try:
+        set_up(index)
+    except Exception as exc:  # the model's first CUDA call meets it too, and reports it
+        log.debug("early CUDA set-up on cuda:%d failed: %s", index, exc)
+
+
+def set_up(index: int) -> None:
+    """The context on ``cuda:index`` and cuDNN loaded, by one 3x3 fp16 convolution on 8x8 pixels."""
+    device = torch.device("cuda", index)
+    with torch.inference_mode(), torch.cuda.device(device):
+        x = torch.zeros(1, 1, 8, 8, device=device, dtype=torch.float16)
+        torch.nn.functional.conv2d(x, torch.zeros(1, 1, 3, 3, device=device, dtype=torch.float16), padding=1)
+        torch.cuda.synchronize(device)
