@@ -55,6 +55,7 @@ from vidsr.bench import (  # noqa: E402
     make_bench_input,
     markdown_table,
 )
+from vidsr.bench_gpu import NO_EARLY_CUDA  # noqa: E402
 from vidsr.bench_plan import Decision, Outcome, Step, format_plan, outcomes_table, run_plan  # noqa: E402
 
 DATA = Path(os.environ.get("VIDSR_DATA", ROOT.parent / "shared" / "data"))
@@ -79,8 +80,9 @@ PLAN_SPEEDS: dict[str, tuple[float, float]] = {
     "pipeline srresnet tensorrt": (40.0, 180.0),
     "inputs": (15.0, 3.0),  # input pixels: decode vtest.avi, resample, x264 crf 10
     # Per run: interpreter, imports, CUDA; the CLI's default preset.  Measured on the H200: about 10 s
-    # a run of 48 frames to 3840x2160 (three runs in 29.8-31.0 s), planned at 14.6 s.
-    "cli": (60.0, 8.0),
+    # a run of 48 frames to 3840x2160 (three runs in 29.8-31.0 s; the slowest, a cold one, 11.5 s),
+    # planned at 12.6 s.
+    "cli": (60.0, 6.0),
     "encode": (175.0, 5.0),  # libx264 alone at the output size (H200 host: 290 MP/s); fixed: making the frames
 }
 # max-autotune, eager and compiled, both shapes: 26.2 and 27.8 s on the H200 (the first run's 10-20 s a shape)
@@ -186,13 +188,13 @@ class GpuBench:
                 order += 1
         big = max(reversed(self.inputs), key=lambda i: i.out_pixels)  # the largest output; the last on a tie
         out = f"{big.width * big.scale}x{big.height * big.scale}"
-        from vidsr.bench_gpu import CLI_RUNS
+        from vidsr.bench_gpu import cli_runs
 
+        runs = len(cli_runs(cuda=self.device == "cuda" or a.plan_only))
         steps.append(
             kind_step(
                 "cli", f"CLI start-up: cold, warm, bicubic {big.label} x{big.scale}", 100,
-                len(CLI_RUNS) * a.cli_frames, big.out_pixels, lambda: self.cli(big),
-                overhead_s=len(CLI_RUNS) * PLAN_SPEEDS["cli"][1],
+                runs * a.cli_frames, big.out_pixels, lambda: self.cli(big), overhead_s=runs * PLAN_SPEEDS["cli"][1],
             )
         )  # fmt: skip
         from vidsr.bench_gpu import encoder_settings
@@ -451,6 +453,13 @@ def render_cli(cli: list[dict], h3: str) -> list[str]:
     if ours and theirs:
         ratio = ours[0] / theirs[0]
         lines.append(f"* defaults / bicubic, steady (medians): {ratio:.2f} (>= 0.9: {_yes(ratio >= 0.9)})")
+    without = median_of(NO_EARLY_CUDA, "warm", "startup_s")
+    if warm and without:
+        lines.append(
+            f"* warm start-up without the early CUDA set-up (`VIDSR_CUDA_SETUP=0`, runs alternated with the"
+            f" defaults'): {without[0]:.3f} s median of {len(without[1])}; `vidsr.cuda_setup` saved"
+            f" {without[0] - warm[0]:.3f} s"
+        )
     return [*lines, ""]
 
 

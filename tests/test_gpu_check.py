@@ -305,6 +305,27 @@ def test_the_cli_start_up_bars_judge_the_median_of_the_warm_runs(gpu_bench):
     assert "* cold start-up 6.3 s (<= 10: yes)" in lines
     assert "* warm start-up 3.200 s of 3 (2.9-4.4) (<= 3: **no**)" in lines  # not the best run, not the worst
     assert "* defaults / bicubic, steady (medians): 0.89 (>= 0.9: **no**)" in lines  # 34 / 38
+    assert not any("VIDSR_CUDA_SETUP" in line for line in lines)  # no A/B ran (a CPU host)
+
+    cli += [run(gpu_bench.NO_EARLY_CUDA, "warm", s, 34.0) for s in (3.7, 3.4, 5.0)]
+    lines = gpu_bench.render_cli(cli, "##")
+    assert "* warm start-up 3.200 s of 3 (2.9-4.4) (<= 3: **no**)" in lines  # the A/B's runs are not the defaults'
+    saved = [line for line in lines if line.startswith("* warm start-up without the early CUDA set-up")]
+    assert len(saved) == 1 and saved[0].endswith(": 3.700 s median of 3; `vidsr.cuda_setup` saved 0.500 s")
+
+
+def test_the_cli_runs_alternate_the_early_cuda_set_up_a_b_on_a_gpu():
+    from vidsr.bench_gpu import NO_EARLY_CUDA, WARM_RUNS, cli_runs
+
+    on_cpu, on_gpu = cli_runs(cuda=False), cli_runs(cuda=True)
+    assert [r[0] for r in on_gpu] == [
+        "defaults",
+        *["defaults", NO_EARLY_CUDA] * WARM_RUNS,
+        *["-m bicubic"] * WARM_RUNS,
+    ]
+    assert [r for r in on_gpu if r[0] != NO_EARLY_CUDA] == on_cpu
+    assert all(env == {"VIDSR_CUDA_SETUP": "0"} for name, _, _, env in on_gpu if name == NO_EARLY_CUDA)
+    assert all(env == {} for name, _, _, env in on_cpu)
 
 
 def test_the_nvdec_check_makes_its_h264_clip_from_vtest_when_box_mp4_did_not_fit(gpu_check, tmp_path, monkeypatch):

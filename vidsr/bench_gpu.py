@@ -2,7 +2,8 @@
 
 * :func:`cli_startup_rows`: ``vidsr upscale`` as a user runs it, in fresh processes: the defaults
   on a cold engine/compile cache, again on the warm one, and ``-m bicubic`` (issue 23's bars:
-  start-up <= 10 s cold and <= 3 s warm; defaults >= 0.9 x bicubic).
+  start-up <= 10 s cold and <= 3 s warm; defaults >= 0.9 x bicubic); on a GPU also the warm defaults
+  without :mod:`vidsr.cuda_setup` (``VIDSR_CUDA_SETUP=0``), what it saves.
 * :func:`encode_rows`: libx264 alone at the output size (frames upscaled by pixel repeat, so no
   model and no decoding in the timing), per preset and threading.  PyAV opens every encoder with
   ``thread_type`` SLICE, and FFmpeg's libx264 wrapper turns that into x264's *sliced* threads
@@ -82,25 +83,36 @@ def _bound_by(summary: dict[str, Any]) -> str:
 # A warm start is measured three times (and the median judged): on the shared H200 host ten warm
 # starts of one command ranged 3.1-4.3 s.
 WARM_RUNS = 3
-CLI_RUNS = (
-    ("defaults", "cold", ["-s", "2"]),
-    *[("defaults", "warm", ["-s", "2"])] * WARM_RUNS,
-    *[("-m bicubic", "warm", ["-m", "bicubic", "-s", "2"])] * WARM_RUNS,
-)
+NO_EARLY_CUDA = "defaults, VIDSR_CUDA_SETUP=0"  # vidsr.cuda_setup's A/B: the warm defaults without it
 
 
-def cli_startup_rows(clip: Path, work: Path, timeout_s: float) -> list[dict[str, Any]]:
-    """The CLI's defaults on a fresh engine dir (cold), again (warm, :data:`WARM_RUNS` times), then
-    ``-m bicubic`` as often, at x2."""
+def cli_runs(cuda: bool) -> list[tuple[str, str, list[str], dict[str, str]]]:
+    """(run, cache, arguments, environment) of each ``vidsr upscale``: the defaults cold, warm
+    :data:`WARM_RUNS` times (on CUDA each followed by the same without the early CUDA set-up, so host
+    drift falls on both alike), then ``-m bicubic`` warm as often."""
+    warm = [("defaults", "warm", ["-s", "2"], {})]
+    if cuda:
+        warm.append((NO_EARLY_CUDA, "warm", ["-s", "2"], {"VIDSR_CUDA_SETUP": "0"}))
+    return [
+        ("defaults", "cold", ["-s", "2"], {}),
+        *warm * WARM_RUNS,
+        *[("-m bicubic", "warm", ["-m", "bicubic", "-s", "2"], {})] * WARM_RUNS,
+    ]
+
+
+def cli_startup_rows(clip: Path, work: Path, timeout_s: float, cuda: bool | None = None) -> list[dict[str, Any]]:
+    """The runs of :func:`cli_runs` (``cuda``: whether PyTorch sees a GPU, by default) on a fresh
+    engine dir, at x2."""
     engine_dir = work / "cli-engines"
     shutil.rmtree(engine_dir, ignore_errors=True)  # cold means nothing cached: no ONNX, no kernels
     engine_dir.mkdir(parents=True)
     rows = []
-    for label, cache, args in CLI_RUNS:
-        summary = cli_upscale(clip, args, work / f"cli-{len(rows)}.mp4", engine_dir, timeout_s)
+    for label, cache, args, env in cli_runs(torch.cuda.is_available() if cuda is None else cuda):
+        summary = cli_upscale(clip, args, work / f"cli-{len(rows)}.mp4", engine_dir, timeout_s, env=env)
+        variables = "".join(f"{name}={value} " for name, value in env.items())
         rows.append(
             {
-                "command": f"vidsr upscale {clip.name} {' '.join(args)}",
+                "command": f"{variables}vidsr upscale {clip.name} {' '.join(args)}",
                 "run": label,
                 "cache": cache,
                 "backend": summary["backend"],
