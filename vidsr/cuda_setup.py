@@ -8,8 +8,9 @@ set-up in a thread beside the imports that follow PyTorch's: its 0.36 s left the
 imports took 0.15 s longer.  :func:`start_cuda_setup` does that, and then runs one tiny fp16
 convolution, which loads cuDNN's libraries and makes its handle (PyTorch hands a finished thread's
 handle to the next thread that asks), so the first model call is left only the kernel choice and
-the graph.  What that saves at the first frame is unmeasured until a GPU session runs
-``benchmarks/startup_probe.py`` (its ``VIDSR_CUDA_SETUP=0`` line is the run without it).
+the graph.  What that saves at the first frame is unmeasured until a GPU session runs ``make
+gpu-check`` or ``benchmarks/startup_probe.py``: both time warm starts with and without it
+(``VIDSR_CUDA_SETUP=0``).
 
 The caller joins the thread before any model call, so nothing here overlaps a CUDA graph's capture.
 A set-up that fails is only logged: the model's own first CUDA call meets the same problem and
@@ -24,10 +25,12 @@ import threading
 
 import torch
 
+from vidsr.backends import CPU_RUNTIMES
+
 log = logging.getLogger(__name__)
 
-SWITCH_ENV = "VIDSR_CUDA_SETUP"  # "0": no early set-up (the A/B of startup_probe.py)
-CPU_BACKENDS = ("openvino", "onnxruntime", "torch-cpu")
+SWITCH_ENV = "VIDSR_CUDA_SETUP"  # "0": no early set-up (the benchmarks' A/B)
+CPU_BACKENDS = (*CPU_RUNTIMES, "torch-cpu")
 
 
 def cuda_index(device: str, backend: str = "auto", precision: str = "auto") -> int | None:
