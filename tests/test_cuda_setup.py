@@ -18,11 +18,17 @@ from vidsr.cli import cli
 from vidsr.upscaler import Upscaler
 
 
+def _no_driver_calls(*args):
+    pytest.fail("asked the CUDA driver in the caller's thread")
+
+
 @pytest.fixture
 def two_gpus(monkeypatch):
-    """PyTorch sees CUDA here, cuda:0 current; nothing is started on it (the tests replace ``set_up``)."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    """A PyTorch built with CUDA; nothing is started on a GPU (the tests replace ``set_up``), and asking
+    the driver (is there a GPU, which is current) from the caller's thread fails the test."""
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", _no_driver_calls)
+    monkeypatch.setattr(torch.cuda, "current_device", _no_driver_calls)
     monkeypatch.delenv(cuda_setup.SWITCH_ENV, raising=False)
 
 
@@ -45,11 +51,19 @@ def test_the_gpu_the_options_will_run_on(two_gpus, device, backend, precision, i
     assert cuda_setup.cuda_index(device, backend, precision) == index
 
 
-def test_nothing_without_a_gpu(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+def test_nothing_from_a_pytorch_built_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
     assert cuda_setup.cuda_index("auto") is None
     assert cuda_setup.cuda_index("cuda:0") is None  # resolve_device reports it, with the option's name
     assert cuda_setup.start_cuda_setup("auto") is None
+
+
+def test_the_set_up_does_nothing_where_pytorch_sees_no_gpu(monkeypatch):
+    """A CUDA build on a machine without a GPU: ``auto`` runs on the CPU, and the set-up touches no device
+    (here any CUDA call would raise: this PyTorch has none)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cuda_setup.set_up(0)
+    assert not torch.cuda.is_initialized()
 
 
 def test_set_up_runs_in_its_own_thread_on_the_named_gpu(two_gpus, monkeypatch):

@@ -34,18 +34,24 @@ CPU_BACKENDS = (*CPU_RUNTIMES, "torch-cpu")
 
 
 def cuda_index(device: str, backend: str = "auto", precision: str = "auto") -> int | None:
-    """The CUDA device that ``--device``, ``--backend`` and ``--precision`` will run on, or None where
-    it is not a GPU (``auto`` is the GPU wherever PyTorch sees one, as
-    :func:`vidsr.backends.resolve_device` decides; int8 is the CPU's)."""
-    if backend in CPU_BACKENDS or precision == "int8" or not (device == "auto" or device.startswith("cuda")):
+    """The CUDA device that ``--device``, ``--backend`` and ``--precision`` would run on, or None where
+    it cannot be a GPU (a CPU runtime, int8, ``--device cpu``, a PyTorch built without CUDA).
+
+    Nothing here asks the driver: whether a GPU is there, or which device is current, would set CUDA
+    up in the caller's thread, the wait this module takes out of the way.  ``auto`` and ``cuda`` mean
+    cuda:0, the current device of a process that has not chosen one (the CLI's); whether there is a
+    GPU at all is the set-up's first question, in its thread."""
+    if backend in CPU_BACKENDS or precision == "int8" or not torch.backends.cuda.is_built():
         return None
-    if not torch.cuda.is_available():
-        return None  # resolve_device says so, with the option's name, when the model is made
+    if device == "auto":
+        return 0
+    if not device.startswith("cuda"):
+        return None
     try:
-        index = torch.device("cuda" if device == "auto" else device).index
+        index = torch.device(device).index
     except RuntimeError:
         return None  # not a device name: resolve_device says so when the model is made
-    return torch.cuda.current_device() if index is None else index
+    return 0 if index is None else index
 
 
 def start_cuda_setup(device: str, backend: str = "auto", precision: str = "auto") -> threading.Thread | None:
@@ -71,7 +77,10 @@ def _set_up_quietly(index: int) -> None:
 
 
 def set_up(index: int) -> None:
-    """The context on ``cuda:index`` and cuDNN loaded, by one 3x3 fp16 convolution on 8x8 pixels."""
+    """The context on ``cuda:index`` and cuDNN loaded, by one 3x3 fp16 convolution on 8x8 pixels;
+    nothing where PyTorch sees no GPU (``auto`` then runs on the CPU)."""
+    if not torch.cuda.is_available():
+        return
     device = torch.device("cuda", index)
     with torch.inference_mode(), torch.cuda.device(device):
         x = torch.zeros(1, 1, 8, 8, device=device, dtype=torch.float16)
