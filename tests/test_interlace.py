@@ -129,6 +129,16 @@ def test_flags_and_idet_weighed(flags, idet, verdict):
     assert decide(flags, idet)[0] == verdict
 
 
+def test_the_reason_counts_the_frames_idet_left_undetermined():
+    """Still footage leaves idet undecided on most frames: the reason says so, instead of a bare
+    "0 tff, 0 bff, 0 progressive" that reads like a scan that never ran."""
+    verdict, reason = decide("progressive", {"tff": 0, "bff": 0, "progressive": 0, "undetermined": 60})
+    assert (verdict, reason) == (
+        "progressive",
+        "flags say progressive (idet: 0 tff, 0 bff, 0 progressive, 60 undetermined of the first 60 frames)",
+    )
+
+
 def test_cli_json_and_summary_line(tmp_path):
     src = interlaced_clip(tmp_path, "bff", "unflagged")
     dst = tmp_path / "cli.mkv"

@@ -178,7 +178,11 @@ def decide(flags: str, idet: dict[str, int] | None, flagged_frames: int = 0) -> 
             return (flags if flags in ("tff", "bff") else "tff"), f"flags say {flags}"
         return "progressive", f"flags say {flags}"
     tff, bff, prog = idet["tff"], idet["bff"], idet["progressive"]
-    seen = f"idet: {tff} tff, {bff} bff, {prog} progressive of the first frames"
+    # idet leaves most frames of still or soft footage undetermined: said, so "0 tff, 0 bff, 0
+    # progressive" reads as a verdict on nothing, not as a scan that failed.
+    unsure = idet.get("undetermined", 0)
+    frames = tff + bff + prog + unsure
+    seen = f"idet: {tff} tff, {bff} bff, {prog} progressive, {unsure} undetermined of the first {frames} frames"
     idet_order = "tff" if tff >= bff else "bff"
     if interlaced_flags:
         order = flags if flags in ("tff", "bff") else idet_order
