@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the checkout's vidsr, installed or not
 
-from vidsr.bench_gpu import cli_env, cli_upscale  # noqa: E402
+from vidsr.bench_gpu import NO_EARLY_CUDA_ENV, cli_env, cli_upscale  # noqa: E402
+from vidsr.cuda_setup import SWITCH_ENV  # noqa: E402
 
 IMPORT_TORCH = "import time; t = time.perf_counter(); import torch; print(f'{time.perf_counter() - t:.2f}')"
 CUDA_SETUP = (
@@ -113,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     warm = [probe.upscale(f"warm {i + 1}", a.clip, ["-s", "2"]) for i in range(a.warm_runs)]
     probe.upscale("warm, VIDSR_BYTECODE_CACHE=0", a.clip, ["-s", "2"], env={"VIDSR_BYTECODE_CACHE": "0"})
     unset = [
-        probe.upscale(f"warm, VIDSR_CUDA_SETUP=0 {i + 1}", a.clip, ["-s", "2"], env={"VIDSR_CUDA_SETUP": "0"})
+        probe.upscale(f"warm, {SWITCH_ENV}=0 {i + 1}", a.clip, ["-s", "2"], env=NO_EARLY_CUDA_ENV)
         for i in range(a.warm_runs if cuda else 0)
     ]  # the A/B of vidsr.cuda_setup (a GPU's alone)
     bicubic = [probe.upscale(f"bicubic {i + 1}", a.clip, ["-m", "bicubic", "-s", "2"]) for i in range(a.warm_runs)]
-    for name, runs in (("warm", warm), ("warm, VIDSR_CUDA_SETUP=0", unset), ("bicubic", bicubic)):
+    for name, runs in (("warm", warm), (f"warm, {SWITCH_ENV}=0", unset), ("bicubic", bicubic)):
         runs = sorted(r for r in runs if r is not None)
         if runs:
             probe.say(f"{name}: median {statistics.median(runs):.3f} s of {len(runs)} ({runs[0]}-{runs[-1]})")

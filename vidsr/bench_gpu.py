@@ -29,6 +29,7 @@ import av
 import torch
 
 import vidsr
+from vidsr.cuda_setup import SWITCH_ENV
 
 # The CLI in a fresh interpreter, importing the same vidsr as this process (a checkout or not).
 _CLI_CODE = "import sys; from vidsr.cli import main; sys.exit(main())"
@@ -83,7 +84,9 @@ def _bound_by(summary: dict[str, Any]) -> str:
 # A warm start is measured three times (and the median judged): on the shared H200 host ten warm
 # starts of one command ranged 3.1-4.3 s.
 WARM_RUNS = 3
-NO_EARLY_CUDA = "defaults, VIDSR_CUDA_SETUP=0"  # vidsr.cuda_setup's A/B: the warm defaults without it
+# vidsr.cuda_setup's A/B: the warm defaults without it (also startup_probe.py's)
+NO_EARLY_CUDA_ENV = {SWITCH_ENV: "0"}
+NO_EARLY_CUDA = f"defaults, {SWITCH_ENV}=0"
 
 
 def cli_runs(cuda: bool) -> list[tuple[str, str, list[str], dict[str, str]]]:
@@ -92,7 +95,7 @@ def cli_runs(cuda: bool) -> list[tuple[str, str, list[str], dict[str, str]]]:
     drift falls on both alike), then ``-m bicubic`` warm as often."""
     warm = [("defaults", "warm", ["-s", "2"], {})]
     if cuda:
-        warm.append((NO_EARLY_CUDA, "warm", ["-s", "2"], {"VIDSR_CUDA_SETUP": "0"}))
+        warm.append((NO_EARLY_CUDA, "warm", ["-s", "2"], NO_EARLY_CUDA_ENV))
     return [
         ("defaults", "cold", ["-s", "2"], {}),
         *warm * WARM_RUNS,

@@ -45,13 +45,11 @@ def cuda_index(device: str, backend: str = "auto", precision: str = "auto") -> i
         return None
     if device == "auto":
         return 0
-    if not device.startswith("cuda"):
-        return None
     try:
-        index = torch.device(device).index
+        named = torch.device(device)
     except RuntimeError:
         return None  # not a device name: resolve_device says so when the model is made
-    return 0 if index is None else index
+    return (named.index or 0) if named.type == "cuda" else None
 
 
 def start_cuda_setup(device: str, backend: str = "auto", precision: str = "auto") -> threading.Thread | None:
