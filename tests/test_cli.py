@@ -93,6 +93,16 @@ def test_unwritable_output_location(tmp_path):
     )
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's procfs: a folder that takes no new files")
+def test_output_folder_that_takes_no_files(tmp_path):
+    # os.access says yes to root everywhere; vidsr creates its temporary file to find out, before decoding.
+    src = make_clip(tmp_path / "in.mp4", frames=3)
+    result = invoke("upscale", src, "-o", "/proc/vidsr-out.mp4", "-m", "bicubic", *FAST)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: cannot write to /proc/vidsr-out.mp4: folder /proc does not take new files"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_existing_output_needs_overwrite(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=3)
     out = tmp_path / "in.x2.mp4"

@@ -61,8 +61,12 @@ def upscale(
 
     cuda_setup = start_cuda_setup(choice.device, choice.backend, choice.precision)
 
+    from vidsr.media.sink import check_output_path
     from vidsr.stages import process_started
-    from vidsr.video import upscale_image_file, upscale_video
+    from vidsr.video import default_output, upscale_image_file, upscale_video
+
+    # Before loading a model too: a wrong output folder, or one that exists, should not wait for weights.
+    check_output_path(output or default_output(input_path, choice.scale), input_path, overwrite=overwrite)
 
     if threads:
         import torch

@@ -136,8 +136,27 @@ def check_output_path(final: Path, source: Path, *, overwrite: bool) -> None:
     parent = final.parent if str(final.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write to {final}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write to {final}: permission denied")
+    probe_folder(final)
+
+
+def probe_folder(final: Path) -> None:
+    """Create and remove the temporary file ``final`` will be written through, before any decoding.
+
+    ``os.access`` answers yes for root everywhere and knows nothing of file systems that refuse new
+    files (procfs, a full quota); creating the file is the one check that cannot disagree with the run.
+    """
+    probe = temporary_path(final)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return  # this process is writing it already: the folder takes files
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:  # the folder exists (checked above) but takes no new names: procfs, sysfs
+            raise OutputError(f"cannot write to {final}: folder {probe.parent} does not take new files") from None
+        raise output_error(final, exc) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        probe.unlink()
 
 
 class VideoSink:
