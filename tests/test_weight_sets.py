@@ -32,7 +32,7 @@ def test_a_missing_set_is_a_clear_error() -> None:
     with pytest.raises(ModelError, match=r"the robust weights for srgan x4 do not ship \(shipped sets: paper\)"):
         build_model("srgan", 4, weights="robust")
     with pytest.raises(ModelError, match=r"--data \.\./shared/data/train --val \.\./shared/data/val"):
-        build_model("srresnet", 3)
+        build_model("srgan", 2)
 
 
 def test_a_weights_file_rebuilds_its_own_architecture(tmp_path) -> None:

@@ -18,9 +18,9 @@ SHIPPED_DIR = Path(__file__).parent / "weights"
 # Shipped weights come in named sets, one file each: ``espcn_x4.robust.safetensors``.
 # ``robust`` (trained on a mixture of realistic degradations) is the default where it
 # ships; ``large`` is ``robust`` at a larger capacity (SRResNet ``large``: more detail, several
-# times the compute, so never the default); ``paper`` (trained on the literature's one kernel)
-# keeps figures comparable with the papers.  The first set that ships for a model and scale is
-# its default.
+# times the compute, so never the default where ``robust`` ships; SRResNet x3 ships only
+# ``large``); ``paper`` (trained on the literature's one kernel) keeps figures comparable with
+# the papers.  The first set that ships for a model and scale is its default.
 WEIGHT_SETS = ("robust", "large", "paper")
 
 
