@@ -1,0 +1,112 @@
+"""More training photographs, from Debian's wallpaper packages: fetched once, by apt, before a run.
+
+``shared/data/train`` is 20 wallpapers of MATE's and KDE Plasma's Debian packages; issue 24's x4 runs
+stopped improving after a few thousand steps on them and scikit-image's 9.  The same packages and
+Lomiri's (Ubuntu Touch's) hold 21 more photographs, openly licensed (CC0, CC-BY, CC-BY-SA, GPL-2+: each
+package's ``copyright`` file).  Chosen by one rule, from a contact sheet, before any of them was trained
+on: a photograph taken with a camera (no renders, paintings or illustrations) and not already in
+``shared/data/train``.  Nothing of the validation folder comes from these packages.
+
+    python benchmarks/debian_photos.py runs/photos --with ../shared/data/train
+
+writes each chosen photo to OUT as PNG, its long side at most 2560 pixels (Pillow's Lanczos, as large as
+the shipped training photos; the 4000-6000 pixel camera originals are soft at pixel level), and, with
+``--with``, copies that folder's images beside them: one folder for ``vidsr train --data``.  The photos
+are never committed or shipped; this is a developer's step (apt-get is run as an ordinary command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from vidsr.evaluate import IMAGE_SUFFIXES
+
+LONG_SIDE = 2560
+
+# package -> the chosen files, as dpkg-deb unpacks them
+CHOSEN: dict[str, tuple[str, ...]] = {
+    "lomiri-wallpapers-16.04": tuple(
+        f"usr/share/backgrounds/{name}.jpg"
+        for name in (
+            "Bridge_by_Sander_Klootwijk",
+            "Dragonfly_by_Bolly",
+            "Picture_0B_by_freespace",
+            "Picture_1A_by_freespace",
+            "Wine_by_Jakkub_Mede",
+            "aitzgorri_by_Aitzol_Berasategi",
+            "analogpattern_by_Peter_Nerlich",
+            "free_by_Peter_Nerlich",
+            "friends_by_Aitzol_Berasategi",
+            "greentock_by_Peter_Nerlich",
+            "life_by_Aitzol_Berasategi",
+            "picosdeeuropa_by_Aitzol_Berasategi",
+            "seeding_by_Clements_Engelhardt",
+            "sunset_by_Aitzol_Berasategi",
+        )
+    ),
+    "lomiri-wallpapers-20.04": ("usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg",),
+    "mate-backgrounds": ("usr/share/backgrounds/mate/nature/RainDrops.jpg",),
+    "plasma-workspace-wallpapers": tuple(
+        f"usr/share/wallpapers/{name}/contents/images/2560x1600.jpg"
+        for name in ("Autumn", "EveningGlow", "FallenLeaf", "Grey", "OneStandsOut", "Path")
+    ),
+}
+
+
+def photo_name(package: str, member: str) -> str:
+    """A file name that says where the photo came from (the Plasma ones are all called 2560x1600)."""
+    parts = Path(member).parts
+    stem = parts[parts.index("contents") - 1] if "contents" in parts else Path(member).stem
+    return f"{package}--{stem}.png"
+
+
+def fetch(package: str, work: Path) -> Path:
+    """``apt-get download`` the package into ``work`` and unpack it there; the unpacked root."""
+    subprocess.run(["apt-get", "download", package], cwd=work, check=True, stdout=subprocess.DEVNULL)
+    deb = next(work.glob(f"{package}_*.deb"))
+    root = work / package
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def shrink(src: Path, dest: Path) -> None:
+    with Image.open(src) as image:
+        image = image.convert("RGB")
+        factor = LONG_SIDE / max(image.size)
+        if factor < 1:
+            size = (round(image.width * factor), round(image.height * factor))
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        image.save(dest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder to write the photos to")
+    parser.add_argument("--with", dest="base", type=Path, help="also copy this folder's images into OUT")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for package, members in CHOSEN.items():
+            root = fetch(package, Path(tmp))
+            for member in members:
+                shrink(root / member, args.out / photo_name(package, member))
+                written += 1
+    if args.base:
+        for path in sorted(args.base.iterdir()):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                shutil.copy2(path, args.out / path.name)
+                written += 1
+    print(f"{written} photos in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
