@@ -2,17 +2,19 @@
 
 ``shared/data/train`` is 20 wallpapers of MATE's and KDE Plasma's Debian packages; issue 24's x4 runs
 stopped improving after a few thousand steps on them and scikit-image's 9.  The same packages and
-Lomiri's (Ubuntu Touch's) hold 21 more photographs, openly licensed (CC0, CC-BY, CC-BY-SA, GPL-2+: each
+Lomiri's (Ubuntu Touch's) hold 22 more photographs, openly licensed (CC0, CC-BY, CC-BY-SA, GPL-2+: each
 package's ``copyright`` file).  Chosen by one rule, from a contact sheet, before any of them was trained
 on: a photograph taken with a camera (no renders, paintings or illustrations) and not already in
 ``shared/data/train``.  Nothing of the validation folder comes from these packages.
 
-    python benchmarks/debian_photos.py runs/photos --with ../shared/data/train
+    python benchmarks/debian_photos.py            # then: vidsr train ... --extra-photos debian-wallpapers
 
-writes each chosen photo to OUT as PNG, its long side at most 2560 pixels (Pillow's Lanczos, as large as
-the shipped training photos; the 4000-6000 pixel camera originals are soft at pixel level), and, with
-``--with``, copies that folder's images beside them: one folder for ``vidsr train --data``.  The photos
-are never committed or shipped; this is a developer's step (apt-get is run as an ordinary command).
+writes each chosen photo as PNG, its long side at most 2560 pixels (Pillow's Lanczos, as large as the
+shipped training photos; the 4000-6000 pixel camera originals are soft at pixel level), to the folder
+``--extra-photos debian-wallpapers`` reads (``vidsr.train.data.extra_photo_dir``: ``$VIDSR_PHOTO_DIR``
+or ``~/.cache/vidsr/photos``), whole or not at all.  ``OUT --with DIR`` writes them to OUT beside a
+copy of DIR's images instead: one folder for ``vidsr train --data`` (the first run on them was made so).
+The photos are never committed or shipped; this is a developer's step (apt-get as an ordinary command).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 from vidsr.evaluate import IMAGE_SUFFIXES
+from vidsr.train.data import extra_photo_dir
 
 LONG_SIDE = 2560
 
@@ -88,23 +91,25 @@ def shrink(src: Path, dest: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="folder to write the photos to")
+    parser.add_argument("out", type=Path, nargs="?", help="folder to write the photos to [the source's cache folder]")
     parser.add_argument("--with", dest="base", type=Path, help="also copy this folder's images into OUT")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    written = 0
+    out = args.out or extra_photo_dir("debian-wallpapers")
+    partial = out.with_name(out.name + ".partial")  # renamed into place once whole
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         for package, members in CHOSEN.items():
             root = fetch(package, Path(tmp))
             for member in members:
-                shrink(root / member, args.out / photo_name(package, member))
-                written += 1
+                shrink(root / member, partial / photo_name(package, member))
     if args.base:
         for path in sorted(args.base.iterdir()):
             if path.suffix.lower() in IMAGE_SUFFIXES:
-                shutil.copy2(path, args.out / path.name)
-                written += 1
-    print(f"{written} photos in {args.out}")
+                shutil.copy2(path, partial / path.name)
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+    print(f"{len(list(out.iterdir()))} photos in {out}")
     return 0
 
 

@@ -11,7 +11,7 @@ from vidsr.cli.options import MODEL_NAMES
 
 # vidsr.degrade.RECIPES, spelled out so the CLI starts without importing torch (a test keeps them equal).
 RECIPE_NAMES = ("protocol", "robust-v1", "robust-v2", "robust-v3", "robust-v4")
-EXTRA_SOURCES = ("scikit-image",)  # vidsr.train.data.EXTRA_SOURCES, likewise
+EXTRA_SOURCES = ("scikit-image", "debian-wallpapers")  # vidsr.train.data.EXTRA_SOURCES, likewise
 
 _SCALES = click.Choice(["2", "3", "4"])
 
@@ -95,7 +95,8 @@ _SCALES = click.Choice(["2", "3", "4"])
     "--extra-photos",
     type=click.Choice(EXTRA_SOURCES),
     multiple=True,
-    help="Also train on the openly licensed photos a registry package ships (scikit-image: 9, CC0 or public domain).",
+    help="Also train on openly licensed photos of registry packages: scikit-image (its wheel's 9, CC0 or "
+    "public domain) or debian-wallpapers (22, fetched first by benchmarks/debian_photos.py).",
 )
 @click.option(
     "--hr-zoom",

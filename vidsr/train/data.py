@@ -18,6 +18,7 @@ the count of batches drawn.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import torch
 from vidsr.colour import BT601_STUDIO, rgb_to_luma
 from vidsr.degrade import recipe
 from vidsr.errors import InputError
-from vidsr.evaluate import bicubic_down, list_images, load_rgb
+from vidsr.evaluate import IMAGE_SUFFIXES, bicubic_down, list_images, load_rgb
 from vidsr.resample import resize
 
 
@@ -43,13 +44,27 @@ def load_folder(folder: str | Path) -> list[torch.Tensor]:
 # They are small, sharp and pixel-exact where the 20 training photos are large JPEGs; no held-out
 # set is drawn from scikit-image.
 SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "rocket")
-EXTRA_SOURCES = ("scikit-image",)
+# 22 photographs of Debian's wallpaper packages (Lomiri, MATE, Plasma: CC0, CC-BY, CC-BY-SA, GPL-2+), which
+# ``benchmarks/debian_photos.py`` fetches with apt into :func:`extra_photo_dir` before a run; vidsr
+# itself fetches nothing.
+DEBIAN_PHOTOS = 22
+EXTRA_SOURCES = ("scikit-image", "debian-wallpapers")
+PHOTO_DIR_ENV = "VIDSR_PHOTO_DIR"
+
+
+def extra_photo_dir(source: str) -> Path:
+    """Where a fetched photo source lives: ``$VIDSR_PHOTO_DIR/<source>``, else the user cache's."""
+    root = os.environ.get(PHOTO_DIR_ENV)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidsr" / "photos"
+    return (Path(root).expanduser() if root else cache) / source
 
 
 def load_extra(source: str) -> list[torch.Tensor]:
-    """The images of a registry package named by ``source`` as uint8 ``(3, H, W)`` tensors."""
+    """The images of a photo source named by ``source`` as uint8 ``(3, H, W)`` tensors."""
     if source not in EXTRA_SOURCES:
         raise InputError(f"unknown extra photo source {source!r}; choose from {', '.join(EXTRA_SOURCES)}")
+    if source == "debian-wallpapers":
+        return _load_fetched(source, DEBIAN_PHOTOS, "python benchmarks/debian_photos.py")
     try:
         import skimage.data
     except ImportError:
@@ -60,6 +75,14 @@ def load_extra(source: str) -> list[torch.Tensor]:
         rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
         images.append(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous())
     return images
+
+
+def _load_fetched(source: str, count: int, how: str) -> list[torch.Tensor]:
+    folder = extra_photo_dir(source)
+    found = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()) if folder.is_dir() else 0
+    if found != count:  # a partial or stale folder would change the training set without saying so
+        raise InputError(f"--extra-photos {source} needs its {count} photos in {folder} ({found} there): {how}")
+    return load_folder(folder)
 
 
 class PatchSampler:
