@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidsr.cli.common import emit_json, handle_errors
+from vidsr.cli.common import emit_json, handle_errors, sigterm_as_interrupt
 from vidsr.cli.options import MODEL_NAMES
 
 # vidsr.degrade.RECIPES, spelled out so the CLI starts without importing torch (a test keeps them equal).
@@ -151,6 +151,7 @@ _SCALES = click.Choice(["2", "3", "4"])
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
+@sigterm_as_interrupt()  # kill / a scheduler's stop checkpoints and closes the batch workers, as Ctrl-C does
 def train(
     model_name: str,
     scale: str,

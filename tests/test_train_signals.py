@@ -1,0 +1,68 @@
+"""SIGTERM against a real ``vidsr train`` drawing its batches in worker processes: it stops as Ctrl-C
+does (a checkpoint to resume from, one ``Error:`` line, exit 143) and its batch workers go with it.
+
+Before, SIGTERM killed the trainer outright: the steps since the last validation were lost and the
+DataLoader's worker, a child of multiprocessing's forkserver, lived on (its watchdog watches the
+forkserver, not the trainer).  Waits are on conditions (the progress bar has counted steps, the process
+group is empty) with generous deadlines, so a loaded machine only makes it slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_photos
+from test_batch_signals import _group
+
+pytestmark = pytest.mark.signals
+
+HANG = 300.0  # seconds after which a wait is a hang, not slowness (a loaded 2-core machine)
+
+
+def steps_shown(stderr: list[str]) -> int:
+    """The highest step count the progress bar has printed ("| 57/1000000")."""
+    return max((int(n) for n in re.findall(r"\| (\d+)/1000000", "".join(stderr))), default=0)
+
+
+def test_sigterm_checkpoints_and_takes_the_batch_workers_with_it(tmp_path: Path) -> None:
+    data, val = make_photos(tmp_path / "train", 3, 64, 0), make_photos(tmp_path / "val", 1, 36, 1)
+    out = tmp_path / "run.pt"
+    command = [sys.executable, "-c", "from vidsr.cli import main; main()", "train", "-m", "espcn", "-s", "2"]
+    command += ["--data", str(data), "--val", str(val), "--val-side", "all", "--steps", "1000000"]
+    command += ["--val-every", "1000000", "--batch", "4", "--patch", "16", "--data-workers", "1", "--out", str(out)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + HANG
+        while steps_shown(stderr) < 2:  # steps taken on the worker's batches
+            assert proc.poll() is None, f"vidsr train exited early: {''.join(stderr)}"
+            assert time.monotonic() < deadline, "vidsr train took no step"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=HANG)
+        reader.join(timeout=HANG)
+        text = "".join(stderr)
+        assert proc.returncode == 128 + signal.SIGTERM, text
+        assert "Error: interrupted by SIGTERM" in text and "Traceback" not in text
+        assert torch.load(out, map_location="cpu", weights_only=True)["step"] >= 2
+        while _group(proc.pid):
+            assert time.monotonic() < deadline + HANG, f"processes outlived vidsr train: {_group(proc.pid)}"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _group(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
