@@ -22,5 +22,9 @@ def default_engine_dir() -> Path:
     root = Path(__file__).resolve().parents[1]
     if (root / "pyproject.toml").is_file() and (root / "engines").is_dir():
         return root / "engines"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "vidsr" / "engines"
+    return user_cache() / "engines"
+
+
+def user_cache() -> Path:
+    """vidsr's folder in the user cache: ``$XDG_CACHE_HOME/vidsr`` (``~/.cache/vidsr``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidsr"

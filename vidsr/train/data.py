@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidsr.cachedir import user_cache
 from vidsr.colour import BT601_STUDIO, rgb_to_luma
 from vidsr.degrade import recipe
 from vidsr.errors import InputError
@@ -55,8 +56,7 @@ PHOTO_DIR_ENV = "VIDSR_PHOTO_DIR"
 def extra_photo_dir(source: str) -> Path:
     """Where a fetched photo source lives: ``$VIDSR_PHOTO_DIR/<source>``, else the user cache's."""
     root = os.environ.get(PHOTO_DIR_ENV)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidsr" / "photos"
-    return (Path(root).expanduser() if root else cache) / source
+    return (Path(root).expanduser() if root else user_cache() / "photos") / source
 
 
 def load_extra(source: str) -> list[torch.Tensor]:
