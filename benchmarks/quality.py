@@ -441,7 +441,9 @@ def _temporal_table(payload: dict) -> list[str]:
         "(mean |change of the output from one frame to the next - change of the original|, code values) and the",
         "**static flicker** (mean change of the output where the original is still). Lower is steadier; bicubic's",
         "figures are the yardstick. `vtest.avi` is on the report side; `box.mp4` and `tree.avi` on the selection side.",
-        f"Machine: {temporal['machine']}. Command: `{temporal['command']}`.",
+        f"Machine: {temporal['machine']}. Command: `{temporal['command']}`"
+        + "".join(f"; rows added or measured again by `{c}`" for c in temporal.get("updated_by", []))
+        + ".",
         "",
         "| clip (side) | scale | model | PSNR-Y | temporal-difference error | static flicker |",
         "| --- | --- | --- | --- | --- | --- |",

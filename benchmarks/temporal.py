@@ -98,17 +98,16 @@ def _psnr(out: np.ndarray, hr: np.ndarray, shave: int) -> float:
 
 def updated_rows(old: list[dict], new: list[dict]) -> list[dict]:
     """``old`` with each row measured again (same clip, scale and name) replaced in place by its ``new``
-    figures; new rows are added after the last old row of their clip and scale."""
+    figures; new rows are added after the last old row of their clip and scale, a new scale in its place
+    among its clip's scales, a new clip last."""
 
     def key(row: dict) -> tuple:
         return row["clip"], row["scale"], row["name"]
 
     fresh = {key(r): r for r in new}
-    rows = [fresh.pop(key(r), r) for r in old]
-    for row in fresh.values():
-        same = [i for i, r in enumerate(rows) if (r["clip"], r["scale"]) == (row["clip"], row["scale"])]
-        rows.insert(same[-1] + 1 if same else len(rows), row)
-    return rows
+    rows = [fresh.pop(key(r), r) for r in old] + list(fresh.values())
+    clips = list(dict.fromkeys(r["clip"] for r in rows))
+    return sorted(rows, key=lambda r: (clips.index(r["clip"]), r["scale"]))  # stable: same group keeps its order
 
 
 def main() -> None:
@@ -135,15 +134,20 @@ def main() -> None:
         (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
         "?",
     )
+    command = f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/temporal.py --frames {args.frames} --scales {args.scales}"
+    command += f" --models {args.models}" if args.models else ""
     payload = {
         "machine": f"CPU ({cpu}, {os.cpu_count()} cores, torch {torch.__version__})",
-        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/temporal.py "
-        + f"--frames {args.frames} --scales {args.scales}",
+        "command": command,
         "rows": rows,
     }
     if args.update and args.out.is_file():  # the file stays what its first command made, some rows newer
         old = json.loads(args.out.read_text())
-        payload |= {"command": old["command"], "rows": updated_rows(old["rows"], rows)}
+        payload |= {
+            "command": old["command"],
+            "updated_by": [*old.get("updated_by", []), command + " --update"],
+            "rows": updated_rows(old["rows"], rows),
+        }
     args.out.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -75,12 +75,14 @@ def test_temporal_benchmark_updates_only_the_rows_it_measured_again() -> None:
             {"clip": "a.avi", "scale": 4, "name": "srgan paper", "tdiff_error": 2.5},
             {"clip": "a.avi", "scale": 4, "name": "srgan x (candidate)", "tdiff_error": 2.6},
             {"clip": "c.avi", "scale": 4, "name": "bicubic", "tdiff_error": 5.0},
+            {"clip": "a.avi", "scale": 3, "name": "bicubic", "tdiff_error": 1.5},
         ]
         rows = temporal.updated_rows(old, new)
     finally:
         sys.modules.pop("temporal_benchmark", None)
     assert [(r["clip"], r["scale"], r["name"], r["tdiff_error"]) for r in rows] == [
         ("a.avi", 2, "bicubic", 1.0),
+        ("a.avi", 3, "bicubic", 1.5),
         ("a.avi", 4, "bicubic", 2.0),
         ("a.avi", 4, "srgan paper", 2.5),
         ("a.avi", 4, "srgan x (candidate)", 2.6),
