@@ -1,10 +1,11 @@
-"""SIGTERM against a real ``vidsr train`` drawing its batches in worker processes: it stops as Ctrl-C
-does (a checkpoint to resume from, one ``Error:`` line, exit 143) and its batch workers go with it.
+"""Signals against a real ``vidsr train`` drawing its batches in worker processes.
 
-Before, SIGTERM killed the trainer outright: the steps since the last validation were lost and the
-DataLoader's worker, a child of multiprocessing's forkserver, lived on (its watchdog watches the
-forkserver, not the trainer).  Waits are on conditions (the progress bar has counted steps, the process
-group is empty) with generous deadlines, so a loaded machine only makes it slower.
+SIGTERM stops it as Ctrl-C does (a checkpoint to resume from, one ``Error:`` line, exit 143) and its
+batch workers go with it; SIGKILL leaves no checkpoint, but its workers still go.  Before, SIGTERM killed
+the trainer outright, and after either signal the DataLoader's worker, a child of multiprocessing's
+forkserver, lived on (its watchdog watches the forkserver, not the trainer).  Waits are on conditions
+(the progress bar has counted steps, the process group is empty) with generous deadlines, so a loaded
+machine only makes it slower.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,10 @@ def steps_shown(stderr: list[str]) -> int:
     return max((int(n) for n in re.findall(r"\| (\d+)/1000000", "".join(stderr))), default=0)
 
 
-def test_sigterm_checkpoints_and_takes_the_batch_workers_with_it(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def training(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, list[str], Path]]:
+    """An endless ``vidsr train`` with one batch worker, in its own process group, once it has taken
+    steps on the worker's batches; afterwards, whatever happened, nothing of its group is left."""
     data, val = make_photos(tmp_path / "train", 3, 64, 0), make_photos(tmp_path / "val", 1, 36, 1)
     out = tmp_path / "run.pt"
     command = [sys.executable, "-c", "from vidsr.cli import main; main()", "train", "-m", "espcn", "-s", "2"]
@@ -46,22 +51,16 @@ def test_sigterm_checkpoints_and_takes_the_batch_workers_with_it(tmp_path: Path)
     reader.start()
     try:
         deadline = time.monotonic() + HANG
-        while steps_shown(stderr) < 2:  # steps taken on the worker's batches
+        while steps_shown(stderr) < 2:
             assert proc.poll() is None, f"vidsr train exited early: {''.join(stderr)}"
             assert time.monotonic() < deadline, "vidsr train took no step"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
+        yield proc, stderr, out
         proc.wait(timeout=HANG)
         reader.join(timeout=HANG)
-        text = "".join(stderr)
-        assert proc.returncode == 128 + signal.SIGTERM, text
-        # Not checked: no traceback at all.  On Python 3.13 multiprocessing's resource_sharer thread may
-        # print one (ConnectionResetError) as the worker's connection drops: noise from a background
-        # thread after the stop, not vidsr's error path (a known wart, to be silenced).
-        assert "Error: interrupted by SIGTERM" in text
-        assert torch.load(out, map_location="cpu", weights_only=True)["step"] >= 2
+        deadline = time.monotonic() + HANG
         while _group(proc.pid):
-            assert time.monotonic() < deadline + HANG, f"processes outlived vidsr train: {_group(proc.pid)}"
+            assert time.monotonic() < deadline, f"processes outlived vidsr train: {_group(proc.pid)}"
             time.sleep(0.05)
     finally:
         if proc.poll() is None:
@@ -69,3 +68,23 @@ def test_sigterm_checkpoints_and_takes_the_batch_workers_with_it(tmp_path: Path)
         for pid in _group(proc.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_checkpoints_and_takes_the_batch_workers_with_it(tmp_path: Path) -> None:
+    with training(tmp_path) as (proc, stderr, out):
+        proc.send_signal(signal.SIGTERM)
+    text = "".join(stderr)
+    assert proc.returncode == 128 + signal.SIGTERM, text
+    # Not checked: no traceback at all.  On Python 3.13 multiprocessing's resource_sharer thread may
+    # print one (ConnectionResetError) as the worker's connection drops: noise from a background
+    # thread after the stop, not vidsr's error path (a known wart, to be silenced).
+    assert "Error: interrupted by SIGTERM" in text
+    assert torch.load(out, map_location="cpu", weights_only=True)["step"] >= 2
+
+
+def test_sigkill_of_the_trainer_still_ends_its_batch_workers(tmp_path: Path) -> None:
+    """Nothing can run in a SIGKILLed process: the worker notices by itself (its trainer-watching thread)."""
+    with training(tmp_path) as (proc, _stderr, _out):
+        assert len(_group(proc.pid)) > 1  # the worker (and the forkserver) to be ended
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL

@@ -17,8 +17,12 @@ the count of batches drawn.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import select
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +179,36 @@ WORKER_START = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 BATCH_TIMEOUT_S = 300.0  # a batch takes milliseconds; a worker this late is stuck: fail with a clear error
 
 
+def _end_with_trainer(trainer: int, worker_id: int) -> None:
+    """A worker's ``worker_init_fn``: the worker ends when the training process does, even by SIGKILL.
+
+    A fork server's child is not the trainer's: the DataLoader's own watchdog and ``PR_SET_PDEATHSIG``
+    watch the fork server, which in turn lives as long as any of its children, so a killed trainer left
+    its worker drawing batches for nobody.  A thread here waits on the trainer's pidfd (Linux 5.3+), else
+    polls its pid once a second.
+    """
+
+    def watch() -> None:
+        try:
+            pidfd = os.pidfd_open(trainer)
+        except (AttributeError, OSError):  # no pidfd here (or already gone: the poll below says which)
+            while _alive(trainer):
+                time.sleep(1.0)
+        else:
+            select.select([pidfd], [], [])  # readable once the trainer has exited
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vidsr-trainer-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone (PermissionError: another user's process has the pid)
+        return False
+    return True
+
+
 def batch_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of batch ``index`` of a run seeded ``seed``: whichever process draws it, in any order."""
     return np.random.default_rng([seed, index])
@@ -222,6 +256,7 @@ class ParallelPatchSampler:
                 pin_memory=self.pin_memory,
                 prefetch_factor=4,
                 multiprocessing_context=WORKER_START,
+                worker_init_fn=functools.partial(_end_with_trainer, os.getpid()),
                 timeout=BATCH_TIMEOUT_S,
             )
             self._iterator = iter(loader)
