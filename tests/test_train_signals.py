@@ -88,3 +88,13 @@ def test_sigkill_of_the_trainer_still_ends_its_batch_workers(tmp_path: Path) -> 
         assert len(_group(proc.pid)) > 1  # the worker (and the forkserver) to be ended
         proc.kill()
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_the_trainer_watch_polls_where_there_is_no_pidfd() -> None:
+    """The fallback of ``_end_with_trainer``'s thread: a live pid is alive, an exited (reaped) one is not."""
+    from vidsr.train.data import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=HANG)
+    assert _alive(os.getpid())
+    assert not _alive(child.pid)

@@ -185,8 +185,10 @@ def _end_with_trainer(trainer: int, worker_id: int) -> None:
     A fork server's child is not the trainer's: the DataLoader's own watchdog and ``PR_SET_PDEATHSIG``
     watch the fork server, which in turn lives as long as any of its children, so a killed trainer left
     its worker drawing batches for nobody.  A thread here waits on the trainer's pidfd (Linux 5.3+), else
-    polls its pid once a second.
+    polls its pid once a second (POSIX only: on Windows ``os.kill(pid, 0)`` would terminate it).
     """
+    if os.name != "posix":
+        return
 
     def watch() -> None:
         try:
