@@ -44,6 +44,10 @@ def run_batch(inputs: Iterable[str], options: BatchOptions) -> BatchReport:
             if todo:
                 loop.run(todo)
         finally:
+            # Again now that every worker has exited: one killed after it ignored the bounded waits (a
+            # loaded machine) could not remove its own partial file.
+            with contextlib.suppress(OSError):
+                remove_stale_partials(out, found.jobs)
             with contextlib.suppress(OSError):
                 (out / WORK_DIR).rmdir()  # only when empty: pieces kept for a resume stay
             manifest.close()
