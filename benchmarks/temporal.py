@@ -106,8 +106,8 @@ def updated_rows(old: list[dict], new: list[dict]) -> list[dict]:
 
     fresh = {key(r): r for r in new}
     rows = [fresh.pop(key(r), r) for r in old] + list(fresh.values())
-    clips = list(dict.fromkeys(r["clip"] for r in rows))
-    return sorted(rows, key=lambda r: (clips.index(r["clip"]), r["scale"]))  # stable: same group keeps its order
+    clip_order = {clip: i for i, clip in enumerate(dict.fromkeys(r["clip"] for r in rows))}
+    return sorted(rows, key=lambda r: (clip_order[r["clip"]], r["scale"]))  # stable: same group keeps its order
 
 
 def main() -> None:

@@ -92,9 +92,9 @@ def test_sigkill_of_the_trainer_still_ends_its_batch_workers(tmp_path: Path) -> 
 
 def test_the_trainer_watch_polls_where_there_is_no_pidfd() -> None:
     """The fallback of ``_end_with_trainer``'s thread: a live pid is alive, an exited (reaped) one is not."""
-    from vidsr.train.data import _alive
+    from vidsr.media.sink import pid_alive
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait(timeout=HANG)
-    assert _alive(os.getpid())
-    assert not _alive(child.pid)
+    assert pid_alive(os.getpid())
+    assert not pid_alive(child.pid)

@@ -194,21 +194,15 @@ def _end_with_trainer(trainer: int, worker_id: int) -> None:
         try:
             pidfd = os.pidfd_open(trainer)
         except (AttributeError, OSError):  # no pidfd here (or already gone: the poll below says which)
-            while _alive(trainer):
+            from vidsr.media.sink import pid_alive
+
+            while pid_alive(trainer):
                 time.sleep(1.0)
         else:
             select.select([pidfd], [], [])  # readable once the trainer has exited
         os._exit(1)
 
     threading.Thread(target=watch, name="vidsr-trainer-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):  # gone (PermissionError: another user's process has the pid)
-        return False
-    return True
 
 
 def batch_rng(seed: int, index: int) -> np.random.Generator:
