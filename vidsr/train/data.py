@@ -21,6 +21,7 @@ import functools
 import multiprocessing
 import os
 import select
+import sys
 import threading
 import time
 from pathlib import Path
@@ -203,6 +204,21 @@ def _end_with_trainer(trainer: int, worker_id: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="vidsr-trainer-watch", daemon=True).start()
+    sys.excepthook = _quiet_about_lost_trainer
+
+
+def _quiet_about_lost_trainer(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+    """A worker's ``sys.excepthook``: a connection the stopping trainer closed is not worth a traceback.
+
+    Batches reach the trainer as file descriptors handed over by multiprocessing's resource_sharer
+    thread, which reports a failed hand-over through ``sys.excepthook``.  When the trainer stops
+    (Ctrl-C, SIGTERM) mid-hand-over, that is a ConnectionResetError or BrokenPipeError printed under
+    vidsr's own ``Error:`` line.  The worker's batch errors never come here (the DataLoader sends them
+    to the trainer), and any other error still prints in full.
+    """
+    if issubclass(kind, (ConnectionResetError, BrokenPipeError)):
+        return
+    sys.__excepthook__(kind, error, trace)
 
 
 def batch_rng(seed: int, index: int) -> np.random.Generator:
