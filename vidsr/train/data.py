@@ -180,8 +180,14 @@ WORKER_START = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 BATCH_TIMEOUT_S = 300.0  # a batch takes milliseconds; a worker this late is stuck: fail with a clear error
 
 
-def _end_with_trainer(trainer: int, worker_id: int) -> None:
-    """A worker's ``worker_init_fn``: the worker ends when the training process does, even by SIGKILL.
+def _init_worker(trainer: int, worker_id: int) -> None:
+    """A batch worker's ``worker_init_fn``: it ends with the trainer and keeps quiet about its stop."""
+    _end_with_trainer(trainer)
+    sys.excepthook = _quiet_about_lost_trainer
+
+
+def _end_with_trainer(trainer: int) -> None:
+    """The worker ends when the training process does, even by SIGKILL.
 
     A fork server's child is not the trainer's: the DataLoader's own watchdog and ``PR_SET_PDEATHSIG``
     watch the fork server, which in turn lives as long as any of its children, so a killed trainer left
@@ -204,7 +210,6 @@ def _end_with_trainer(trainer: int, worker_id: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="vidsr-trainer-watch", daemon=True).start()
-    sys.excepthook = _quiet_about_lost_trainer
 
 
 def _quiet_about_lost_trainer(kind: type[BaseException], error: BaseException, trace: Any) -> None:
@@ -268,7 +273,7 @@ class ParallelPatchSampler:
                 pin_memory=self.pin_memory,
                 prefetch_factor=4,
                 multiprocessing_context=WORKER_START,
-                worker_init_fn=functools.partial(_end_with_trainer, os.getpid()),
+                worker_init_fn=functools.partial(_init_worker, os.getpid()),
                 timeout=BATCH_TIMEOUT_S,
             )
             self._iterator = iter(loader)
