@@ -16,11 +16,15 @@ network that fits it):
   bicubic and learns only the missing detail.  About a sixth of the paper's FLOPs.
 * ``large``: ``lite``'s design at the paper's size, 16 blocks of 64 channels (EDSR's
   baseline shape): the capacity a GPU can train, about 3.5x ``lite``'s FLOPs.
+* ``cascade`` (x4 only): two ``large`` x2 networks in series, each with its own bicubic
+  residual.  The second runs on the first's 2x output, so it costs four times the first:
+  about 5x ``large``'s FLOPs at x4, for the capacity a single x4 pass at the input's
+  resolution lacks.  It starts from the x2 ``large`` weights in both passes.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -40,6 +44,7 @@ class SRResNetConfig:
     head_kernel: int = 9
     upsample: Literal["stages", "shuffle"] = "stages"  # paper's conv+shuffle stages and 9x9 tail, or one shuffle
     residual: bool = False  # add a bicubic upscale of the input to the output
+    cascade: bool = False  # x4 as two x2 networks of this shape in series
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SRResNetConfig:
@@ -61,7 +66,8 @@ class SRResNetConfig:
 PAPER = SRResNetConfig()
 LITE = SRResNetConfig(features=48, blocks=8, batch_norm=False, head_kernel=3, upsample="shuffle", residual=True)
 LARGE = SRResNetConfig(features=64, blocks=16, batch_norm=False, head_kernel=3, upsample="shuffle", residual=True)
-CONFIGS = {"paper": PAPER, "lite": LITE, "large": LARGE}
+CASCADE = replace(LARGE, cascade=True)
+CONFIGS = {"paper": PAPER, "lite": LITE, "large": LARGE, "cascade": CASCADE}
 _FACTORS = {2: [2], 3: [3], 4: [2, 2]}
 
 
@@ -138,9 +144,29 @@ class SRResNet(nn.Module):
         return F.pixel_shuffle(self.bicubic.add_to(phases, x), self.scale)
 
 
+class Cascade(nn.Module):
+    """x4 as two x2 SRResNets in series (``config.cascade``): the second pass upscales the first's output."""
+
+    scale = 4
+
+    def __init__(self, config: SRResNetConfig) -> None:
+        super().__init__()
+        one_pass = replace(config, cascade=False)
+        self.config = config
+        self.passes = nn.ModuleList([SRResNet(2, config=one_pass), SRResNet(2, config=one_pass)])
+        # The second pass's reach, in its own (2x) pixels, is half as many input pixels.
+        radius = one_pass.receptive_radius
+        self.receptive_radius = radius + -(-radius // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for one_pass in self.passes:
+            x = one_pass(x)
+        return x
+
+
 def srresnet(
     *, scale: int, blocks: int | None = None, config: SRResNetConfig | dict[str, Any] | str = PAPER
-) -> SRResNet:
+) -> SRResNet | Cascade:
     """SRResNet / SRGAN generator for RGB at ``scale`` (2, 3 or 4); ``config`` a name, dict or config,
     ``blocks`` overrides its number of residual blocks (small networks for tests)."""
     if isinstance(config, str):
@@ -148,5 +174,9 @@ def srresnet(
     elif isinstance(config, dict):
         config = SRResNetConfig.from_dict(config)
     if blocks is not None:
-        config = SRResNetConfig(**{**config.to_dict(), "blocks": blocks})
+        config = replace(config, blocks=blocks)
+    if config.cascade:
+        if scale != 4:
+            raise ValueError(f"the cascade SRResNet is x4 only (two x2 passes), not x{scale}")
+        return Cascade(config)
     return SRResNet(scale, config=config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vidsr.errors import ModelError
+
+_PASS_PREFIX = re.compile(r"^passes\.\d+\.")  # a cascade's passes (vidsr.models.srresnet.Cascade)
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
 # Shipped weights come in named sets, one file each: ``espcn_x4.robust.safetensors``.
@@ -154,12 +157,17 @@ def init_from(module: nn.Module, path: str | Path) -> tuple[int, int]:
     """Start ``module`` from the tensors of ``path`` whose names and shapes fit; the rest stay as built.
 
     This is how a run starts from a network trained at another scale (every layer but the
-    last fits).  Returns (loaded, left); nothing fitting is an error.
+    last fits), and how a cascade starts from one x2 network in each of its passes (a tensor
+    ``passes.N.name`` takes the file's ``name``).  Returns (loaded, left); nothing fitting is an error.
     """
     path = Path(path)
     state, _meta = _read_tensors(path)
     own = module.state_dict()
-    fitting = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and own[k].shape == v.shape}
+    fitting = {}
+    for name, tensor in own.items():
+        source = state.get(name, state.get(_PASS_PREFIX.sub("", name, count=1)))
+        if source is not None and source.shape == tensor.shape:
+            fitting[name] = source.to(tensor.dtype)
     if not fitting:
         raise ModelError(f"no tensor of {path} fits this network")
     module.load_state_dict(fitting, strict=False)
