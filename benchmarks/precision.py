@@ -11,7 +11,7 @@ faster than the fp32 graph on onnxruntime (the fp32 default) and <= 0.05 dB PSNR
 * The paper ESPCN sets (tanh): bf16 on openvino, and onnxruntime's own int8 quantiser
   (per-channel 7-bit weights, uint8 activations, MinMax calibration on 64 luma patches of
   ``shared/data/train``) to show why vidsr offers no int8 for them.
-* The SRResNet sets (srresnet x2 and x4, robust and large; large x3; srgan x4): bf16 on openvino.
+* The SRResNet sets (srresnet x2 and x4, robust and large; large x3; cascade x4; srgan x4): bf16 on openvino.
 
 Every row runs through the backends ``vidsr upscale`` uses; ``auto here`` says whether
 ``--precision auto`` picks that engine on this CPU.  bf16 rows need a CPU that computes bf16
@@ -109,6 +109,7 @@ SETS = [  # (model, weights, scale, input (h, w)); SRResNet on a quarter of the 
     ("srresnet", "large", 3, (180, 320)),
     ("srresnet", "robust", 4, (135, 240)),
     ("srresnet", "large", 4, (135, 240)),
+    ("srresnet", "cascade", 4, (135, 240)),
     ("srgan", "paper", 4, (135, 240)),
 ]
 

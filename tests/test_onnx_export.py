@@ -22,9 +22,9 @@ SHAPES = ((1, 24, 40), (3, 37, 29))
 TOLERANCE = 1e-4
 
 
-def random_model(name: str, scale: int) -> LoadedModel:
+def random_model(name: str, scale: int, config: str = "paper") -> LoadedModel:
     torch.manual_seed(1)
-    module = espcn(scale=scale) if name == "espcn" else srresnet(scale=scale, blocks=2)
+    module = espcn(scale=scale) if name == "espcn" else srresnet(scale=scale, blocks=2, config=config)
     if name == "srresnet":
         # Non-trivial batch-norm statistics, so eval-mode folding is really exercised.
         for m in module.modules():
@@ -34,9 +34,14 @@ def random_model(name: str, scale: int) -> LoadedModel:
     return LoadedModel(get_spec(name), scale, module.eval().requires_grad_(False))
 
 
-@pytest.mark.parametrize(("name", "scale"), [("espcn", 4), ("srresnet", 2)])
-def test_export_matches_pytorch_on_dynamic_shapes(tmp_path, name, scale):
-    loaded = random_model(name, scale)
+@pytest.mark.parametrize(
+    ("name", "scale", "config"), [("espcn", 4, ""), ("srresnet", 2, "paper"), ("srresnet", 4, "cascade")]
+)
+def test_export_matches_pytorch_on_dynamic_shapes(tmp_path, name, scale, config):
+    loaded = random_model(name, scale, config)
+    if config == "cascade":  # its output convs start at zero (exactly bicubic): draw them, so the passes show
+        for one_pass in loaded.module.passes:
+            torch.nn.init.normal_(one_pass.upsample[0].weight, std=0.05)
     loaded.module.to(torch.float64)  # the export works on a copy: the caller's module stays as it is
     path = export_onnx(loaded, tmp_path / f"{name}.onnx")
     assert next(loaded.module.parameters()).dtype == torch.float64

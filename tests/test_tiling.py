@@ -146,6 +146,13 @@ def test_variants_state_their_measured_radius(family, config):
             assert overlap_for(family, module) == measured, (config, scale, seed)
 
 
+@pytest.mark.parametrize("blocks", [2, 16])
+def test_the_cascade_states_its_measured_radius(blocks):
+    """Two x2 passes in series: the second's reach, in its own pixels, adds half as many input pixels."""
+    module = srresnet(scale=4, blocks=blocks, config="cascade").eval().requires_grad_(False)
+    assert overlap_for("srresnet", module) == measured_radius(module, 4, 3)
+
+
 @pytest.mark.parametrize("kernel", ["bicubic", "bilinear", "lanczos", "nearest"])
 def test_interpolation_overlap_covers_the_kernel(kernel):
     # Published supports: bilinear 1, bicubic 2, Lanczos-3 3, nearest 0 input pixels each side.

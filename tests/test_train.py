@@ -178,6 +178,9 @@ def test_train_precision_benchmark_reads_a_run_and_compares_the_gradients(tiny_d
 def test_precision_is_checked_and_a_scaler_goes_on_from_its_own_state_only(tiny_data, tmp_path) -> None:
     with pytest.raises(InputError, match="unknown --precision"):
         _config(tiny_data, tmp_path / "x.pt", precision="int8").check()
+    with pytest.raises(ModelError, match="--arch cascade is x4 only"):
+        _config(tiny_data, tmp_path / "x.pt", model="srresnet", arch="cascade").check()
+    replace(_config(tiny_data, tmp_path / "x.pt", model="srresnet", arch="cascade"), scale=4).check()
     fresh = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
     loop_module.restore_scaler(fresh, torch.amp.GradScaler("cpu", enabled=False).state_dict())
     assert fresh.get_scale() == 1024.0

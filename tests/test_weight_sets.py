@@ -101,3 +101,31 @@ def test_trained_on_names_the_recipe_and_every_photo_source_of_the_history() -> 
     first_stage_only = [{"extra_photos": ["scikit-image"]}, {"steps": 5}]
     assert trained_on({**robust, "history": first_stage_only}) == "robust-v2 + scikit-image photos"
     assert trained_on({"recipe": {"extra_photos": ["scikit-image"]}}) == "protocol + scikit-image photos"
+
+
+def test_the_cascade_is_two_x2_networks_from_one_x2_file(tmp_path) -> None:
+    """``--arch cascade --init x2.safetensors`` starts both passes from the x2 network; the trained
+    file then rebuilds the cascade by its own metadata, and runs as the two passes in series."""
+    x2 = build_module("srresnet", 2, arch_config("srresnet", "large") | {"blocks": 2})
+    for param in x2.parameters():  # a network that is not bicubic, so the passes show in the output
+        torch.nn.init.normal_(param, std=0.02)
+    x2_path = tmp_path / "x2.safetensors"
+    save_weights(x2, x2_path, {"architecture": "srresnet", "scale": 2})
+    config = arch_config("srresnet", "cascade")
+    config["config"]["blocks"] = 2
+    cascade = build_module("srresnet", 4, config)
+    assert init_from(cascade, x2_path) == (len(cascade.state_dict()), 0)
+    x = torch.rand(1, 3, 10, 12)
+    x2.eval()
+    torch.testing.assert_close(cascade.eval()(x), x2(x2(x)))
+
+    path = tmp_path / "cascade.safetensors"
+    save_weights(cascade, path, {"architecture": "srresnet", "scale": 4, "arch_config": config})
+    loaded = build_model("srresnet", 4, weights=path)
+    assert loaded.module.config.cascade
+    torch.testing.assert_close(loaded.module(x), cascade(x))
+
+
+def test_the_cascade_is_x4_only() -> None:
+    with pytest.raises(ValueError, match="x4 only"):
+        build_module("srresnet", 2, arch_config("srresnet", "cascade"))

@@ -18,7 +18,8 @@ _MODEL_OPTIONS = (
     click.option(
         "--weights",
         type=click.Path(path_type=Path),
-        help="Weights for --model: a shipped set (robust, large, paper) or your own .safetensors [the default set].",
+        help="Weights for --model: a shipped set (robust, large, cascade, paper) or your own .safetensors "
+        "[the default set].",
     ),
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
     click.option(

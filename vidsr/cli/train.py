@@ -210,7 +210,9 @@ def train(
 @click.option("-m", "--model", "model_name", type=click.Choice(MODEL_NAMES), required=True)
 @click.option("-s", "--scale", type=_SCALES, required=True)
 @click.option(
-    "--weights", default=None, help="A weights file, or a shipped set's name (robust, large, paper) [the default set]."
+    "--weights",
+    default=None,
+    help="A weights file, or a shipped set's name (robust, large, cascade, paper) [the default set].",
 )
 @click.option(
     "--degradations",

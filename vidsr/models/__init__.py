@@ -86,7 +86,7 @@ def build_module(name: str, scale: int, config: dict[str, Any] | None = None) ->
 
 
 def _resolve_weights(spec: ModelSpec, scale: int, weights: str | Path | None) -> Path | None:
-    """A file path, a shipped set's name (``robust``, ``large``, ``paper``), or None for the default set."""
+    """A file path, a shipped set's name (see ``WEIGHT_SETS``), or None for the default set."""
     name = None if weights is None else str(weights)
     if name is None or name in WEIGHT_SETS:
         path = shipped_weights_path(spec.name, scale, name)

@@ -22,9 +22,10 @@ SHIPPED_DIR = Path(__file__).parent / "weights"
 # ``robust`` (trained on a mixture of realistic degradations) is the default where it
 # ships; ``large`` is ``robust`` at a larger capacity (SRResNet ``large``: more detail, several
 # times the compute, so never the default where ``robust`` ships; SRResNet x3 ships only
-# ``large``); ``paper`` (trained on the literature's one kernel) keeps figures comparable with
-# the papers.  The first set that ships for a model and scale is its default.
-WEIGHT_SETS = ("robust", "large", "paper")
+# ``large``); ``cascade`` (SRResNet x4) is two x2 ``large`` networks in series, about five times
+# ``large``'s compute at x4; ``paper`` (trained on the literature's one kernel) keeps figures
+# comparable with the papers.  The first set that ships for a model and scale is its default.
+WEIGHT_SETS = ("robust", "large", "cascade", "paper")
 
 
 def shipped_sets(model: str, scale: int) -> dict[str, Path]:
