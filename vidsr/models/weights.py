@@ -166,7 +166,7 @@ def init_from(module: nn.Module, path: str | Path) -> tuple[int, int]:
     own = module.state_dict()
     fitting = {}
     for name, tensor in own.items():
-        source = state.get(name, state.get(_PASS_PREFIX.sub("", name, count=1)))
+        source = state.get(name) if name in state else state.get(_PASS_PREFIX.sub("", name, count=1))
         if source is not None and source.shape == tensor.shape:
             fitting[name] = source.to(tensor.dtype)
     if not fitting:

@@ -154,7 +154,8 @@ class TrainConfig:
             raise InputError(f"--ema {self.ema} must be in [0, 1)")
         if self.degradations not in RECIPES:
             raise InputError(f"unknown degradation recipe {self.degradations!r}; choose from {', '.join(RECIPES)}")
-        if arch_config(self.model, self.arch).get("config", {}).get("cascade") and self.scale != 4:  # refuses unknown
+        arch_config(self.model, self.arch)  # refuses an unknown variant
+        if self.arch == "cascade" and self.scale != 4:
             raise ModelError(f"--arch cascade is x4 only (two x2 passes), not x{self.scale}")
         if self.val_side not in ("selection", "all"):  # picking on the report side would leak it
             raise InputError(f"--val-side {self.val_side!r}: choose selection or all (report is never picked on)")
