@@ -62,6 +62,8 @@ DEFAULT_WORST = -0.1  # the CLI default at each scale: no row below bicubic - 0.
 # --ensemble (vidsr.ensemble) at the scales of issue 24's bars.
 ENSEMBLED = {("espcn", 2), ("espcn", 4), ("srresnet", 2), ("srresnet", 4)}
 ENSEMBLED_SETS = ("large", "cascade")
+# Means of shipped sets (vidsr.models.mean, ``--weights large+cascade``), measured alone and with --ensemble.
+MEANS = {("srresnet", 4): ("large", "cascade")}
 BEST_WORST, BEST_MEAN6 = 0.0, 0.8  # the best set at x2 and x4: no row below bicubic, six-row mean >= +0.8
 SRGAN_NIQE_MARGIN, SRGAN_MIN_GAIN = 0.3, 0.5
 SRGAN_FLICKER_MARGIN = 0.05  # benchmarks/pick_srgan.py's FLICKER_MARGIN, fixed on the selection clips
@@ -213,6 +215,12 @@ def main() -> None:
         entries.append(_measured(entry, SHIPPED_DIR / base["weights"], kept, sides))
         report = entries[-1]["report"]["matrix"]
         print(f"{entry['name']} x{entry['scale']}: report matrix mean {report['mean_gain']:+.2f}", flush=True)
+    for base in _means(entries):
+        for ensemble in (False, True):
+            entry = {**base, "name": base["name"] + (" + ensemble" if ensemble else ""), "ensemble": ensemble}
+            entries.append(_measured(entry, base["weights"], kept, sides))
+            report = entries[-1]["report"]["matrix"]
+            print(f"{entry['name']} x{entry['scale']}: report matrix mean {report['mean_gain']:+.2f}", flush=True)
     if any(e["model"].startswith("opencv-") for e in kept):
         entries += [e for e in kept if e["model"].startswith("opencv-")]
     elif not args.no_peers:
@@ -258,9 +266,35 @@ def main() -> None:
     print(f"wrote QUALITY.md and quality.json in {args.out}")
 
 
-def _measured(entry: dict, path: Path, kept: list[dict], sides: dict) -> dict:
+def _means(entries: list[dict]) -> list[dict]:
+    """An entry for each of ``MEANS`` whose sets all ship, made of its members' entries."""
+    means = []
+    for (model, scale), parts in MEANS.items():
+        members = {e["set"]: e for e in entries if (e["model"], e["scale"]) == (model, scale) and not e.get("ensemble")}
+        if not all(p in members for p in parts):
+            continue
+        first = members[parts[0]]
+        name = "+".join(parts)  # vidsr.models.mean.JOIN: what --weights takes
+        means.append(
+            {
+                "name": f"{model} {name}",
+                "model": model,
+                "scale": scale,
+                "weights": name,
+                "tensors_sha256": "+".join(members[p]["tensors_sha256"] for p in parts),
+                "set": name,
+                "default": False,
+                "mean_of": [members[p]["weights"] for p in parts],
+                "history": [h for p in parts for h in (members[p].get("history") or [members[p].get("recipe") or {}])],
+                **{k: first[k] for k in ("degradations", "trained_on", "selected_on", "target_psnr")},
+            }
+        )
+    return means
+
+
+def _measured(entry: dict, weights: Path | str, kept: list[dict], sides: dict) -> dict:
     """``entry`` with its figures on both sides: from ``kept`` where the same tensors (and ensemble) were
-    measured before, else measured now."""
+    measured before, else measured now.  ``weights``: a file, or a mean's set names."""
 
     def key(e: dict) -> tuple:
         return e.get("weights"), e.get("tensors_sha256"), bool(e.get("ensemble"))
@@ -269,7 +303,7 @@ def _measured(entry: dict, path: Path, kept: list[dict], sides: dict) -> dict:
     if same is not None:
         return {**same, **entry}
     started = time.perf_counter()
-    loaded = build_model(entry["model"], entry["scale"], weights=path)
+    loaded = build_model(entry["model"], entry["scale"], weights=weights)
     upscale = module_upscaler(loaded.module, loaded.spec.colour, ensemble=bool(entry.get("ensemble")))
     for side in SIDES:
         entry[side] = measure(sides[side], entry["scale"], upscale, entry["model"])
@@ -492,8 +526,9 @@ def render(payload: dict) -> str:
         p, s = e["report"]["protocol"], e["selection"]["protocol"]
         target = e.get("target_psnr")
         target_s = "—" if target is None else f"{target:.1f} ({'met' if p['psnr'] >= target else 'not met'})"
+        weights = f"--weights {e['weights']}" if e.get("mean_of") else e["weights"]  # a mean has no one file
         lines.append(
-            f"| `{e['weights']}`{' `--ensemble`' if e.get('ensemble') else ''} | {'yes' if e['default'] else ''} "
+            f"| `{weights}`{' `--ensemble`' if e.get('ensemble') else ''} | {'yes' if e['default'] else ''} "
             f"| x{e['scale']} | {e['trained_on']} | "
             f"{e['selected_on']} | {p['psnr']:.2f} | {p['ssim']:.4f} | {p['bicubic_psnr']:.2f} / "
             f"{p['bicubic_ssim']:.4f} | {p['psnr'] - p['bicubic_psnr']:+.2f} | {s['psnr'] - s['bicubic_psnr']:+.2f} | "

@@ -12,6 +12,7 @@ from vidsr.backends.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, onn
 from vidsr.errors import BackendError
 from vidsr.models import LoadedModel, build_model, get_spec
 from vidsr.models.espcn import espcn
+from vidsr.models.mean import ModelMean
 from vidsr.models.srresnet import srresnet
 
 pytest.importorskip("onnxruntime", reason="the onnx extra (onnxruntime) is not installed")
@@ -54,6 +55,17 @@ def test_export_matches_pytorch_on_dynamic_shapes(tmp_path, name, scale, config)
     print(f"{name} x{scale}: onnxruntime max abs error {error:.3g}")
     assert error < TOLERANCE
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_mean_of_networks_exports_as_one_graph(tmp_path):
+    """``--weights large+cascade`` runs as one module: its ONNX graph gives the members' mean."""
+    members = [random_model("srresnet", 4, config).module for config in ("large", "cascade")]
+    for one_pass in members[1].passes:  # output convs start at zero (exactly bicubic): draw them
+        torch.nn.init.normal_(one_pass.upsample[0].weight, std=0.05)
+    mean = ModelMean(members, max(m.receptive_radius for m in members)).eval().to(torch.float64)
+    loaded = LoadedModel(get_spec("srresnet"), 4, mean)
+    path = export_onnx(loaded, tmp_path / "mean.onnx")
+    assert verify_onnx(loaded, path, SHAPES) < TOLERANCE
 
 
 class ResidualESPCN(nn.Module):

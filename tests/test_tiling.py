@@ -21,6 +21,7 @@ import torch
 from vidsr.models import LoadedModel, get_spec
 from vidsr.models.espcn import espcn
 from vidsr.models.interpolation import Interpolation
+from vidsr.models.mean import ModelMean
 from vidsr.models.srresnet import srresnet
 from vidsr.tiling import TilePlan, _cuts, overlap_for, plan_tiles, run_tiled
 from vidsr.upscaler import Upscaler
@@ -151,6 +152,15 @@ def test_the_cascade_states_its_measured_radius(blocks):
     """Two x2 passes in series: the second's reach, in its own pixels, adds half as many input pixels."""
     module = srresnet(scale=4, blocks=blocks, config="cascade").eval().requires_grad_(False)
     assert overlap_for("srresnet", module) == measured_radius(module, 4, 3)
+
+
+def test_a_mean_of_networks_states_its_widest_members_radius():
+    """``--weights large+cascade``: the mean reaches as far as its widest member, and says so."""
+    members = [srresnet(scale=4, blocks=2, config=c).eval().requires_grad_(False) for c in ("large", "cascade")]
+    for one_pass in members[1].passes:  # output convs start at zero (exactly bicubic): draw them
+        torch.nn.init.normal_(one_pass.upsample[0].weight, std=0.05)
+    mean = ModelMean(members, max(overlap_for("srresnet", m) for m in members))
+    assert overlap_for("srresnet", mean) == measured_radius(mean, 4, 3) == overlap_for("srresnet", members[1])
 
 
 @pytest.mark.parametrize("kernel", ["bicubic", "bilinear", "lanczos", "nearest"])

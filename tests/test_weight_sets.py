@@ -129,3 +129,25 @@ def test_the_cascade_is_two_x2_networks_from_one_x2_file(tmp_path) -> None:
 def test_the_cascade_is_x4_only() -> None:
     with pytest.raises(ValueError, match="x4 only"):
         build_module("srresnet", 2, arch_config("srresnet", "cascade"))
+
+
+def test_a_mean_of_sets_is_the_mean_of_their_outputs(tmp_path) -> None:
+    """``--weights large+cascade``: both shipped x4 sets, one module whose answer is the mean of theirs,
+    its tiling overlap the wider member's radius; files and repeated or missing sets are refused."""
+    sets = shipped_sets("srresnet", 4)
+    if not {"large", "cascade"} <= set(sets):
+        pytest.skip("the x4 large and cascade sets do not both ship")
+    mean = build_model("srresnet", 4, weights="large+cascade")
+    large, cascade = (build_model("srresnet", 4, weights=s) for s in ("large", "cascade"))
+    x = torch.rand(1, 3, 20, 24)
+    torch.testing.assert_close(mean.module(x), (large.module(x) + cascade.module(x)) / 2)
+    assert mean.module.receptive_radius == max(large.module.receptive_radius, cascade.module.receptive_radius)
+    assert mean.weights is None
+    assert mean.metadata["mean_of"] == {"large": sets["large"].name, "cascade": sets["cascade"].name}
+    with pytest.raises(ModelError, match="names a set twice"):
+        build_model("srresnet", 4, weights="large+large")
+    with pytest.raises(ModelError, match="the cascade weights for srresnet x2 do not ship"):
+        build_model("srresnet", 2, weights="large+cascade")
+    # A name that is not all set names is a file's, whatever its "+".
+    with pytest.raises(ModelError, match="large\\+mine"):
+        build_model("srresnet", 4, weights=tmp_path / "large+mine")

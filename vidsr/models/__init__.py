@@ -15,10 +15,12 @@ from vidsr.errors import ModelError
 from vidsr.models.espcn import CONFIGS as ESPCN_CONFIGS
 from vidsr.models.espcn import espcn
 from vidsr.models.interpolation import interpolation
+from vidsr.models.mean import JOIN, ModelMean, mean_parts
 from vidsr.models.spec import ModelSpec
 from vidsr.models.srresnet import CONFIGS as SRRESNET_CONFIGS
 from vidsr.models.srresnet import srresnet
 from vidsr.models.weights import WEIGHT_SETS, load_weights, read_metadata, shipped_sets, shipped_weights_path
+from vidsr.tiling import overlap_for
 
 _SPECS = (
     ModelSpec("espcn", "ESPCN sub-pixel CNN on luma, chroma bicubic", "y", (2, 3, 4), True, True, espcn),
@@ -111,6 +113,8 @@ def build_model(name: str, scale: int, *, weights: str | Path | None = None) -> 
     spec = get_spec(name)
     if scale not in spec.scales:
         raise ModelError(f"{name} supports scales {', '.join(map(str, spec.scales))}, not {scale}")
+    if parts := mean_parts(weights):
+        return _build_mean(spec, scale, parts)
     meta: dict[str, Any] = {}
     path: Path | None = None
     if spec.learned:
@@ -124,6 +128,17 @@ def build_model(name: str, scale: int, *, weights: str | Path | None = None) -> 
         module = build_module(name, scale)
     module.eval().requires_grad_(False)
     return LoadedModel(spec, scale, module, path, meta)
+
+
+def _build_mean(spec: ModelSpec, scale: int, parts: list[str]) -> LoadedModel:
+    """The mean of shipped sets ``parts`` (``--weights large+cascade``): one module, no one file."""
+    if len(set(parts)) != len(parts):
+        raise ModelError(f"--weights {JOIN.join(parts)} names a set twice")
+    members = [build_model(spec.name, scale, weights=part) for part in parts]
+    radius = max(overlap_for(spec.architecture, m.module) for m in members)
+    module = ModelMean([m.module for m in members], radius).eval()
+    meta = {"mean_of": {part: m.weights.name for part, m in zip(parts, members, strict=True) if m.weights}}
+    return LoadedModel(spec, scale, module, None, meta)
 
 
 def shipped_metadata(name: str, scale: int, weight_set: str | None = None) -> dict[str, Any] | None:
