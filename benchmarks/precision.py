@@ -110,6 +110,7 @@ SETS = [  # (model, weights, scale, input (h, w)); SRResNet on a quarter of the 
     ("srresnet", "robust", 4, (135, 240)),
     ("srresnet", "large", 4, (135, 240)),
     ("srresnet", "cascade", 4, (135, 240)),
+    ("srresnet", "large+cascade", 4, (135, 240)),  # vidsr.models.mean: both networks, their answers averaged
     ("srgan", "paper", 4, (135, 240)),
 ]
 

@@ -43,6 +43,7 @@ from vidsr.evaluate import (  # noqa: E402
 )
 from vidsr.metrics import luma_255, mod_crop  # noqa: E402
 from vidsr.models import build_model, get_spec  # noqa: E402
+from vidsr.models.mean import DOCUMENTED, JOIN  # noqa: E402
 from vidsr.models.weights import (  # noqa: E402
     SHIPPED_DIR,
     read_metadata,
@@ -62,8 +63,6 @@ DEFAULT_WORST = -0.1  # the CLI default at each scale: no row below bicubic - 0.
 # --ensemble (vidsr.ensemble) at the scales of issue 24's bars.
 ENSEMBLED = {("espcn", 2), ("espcn", 4), ("srresnet", 2), ("srresnet", 4)}
 ENSEMBLED_SETS = ("large", "cascade")
-# Means of shipped sets (vidsr.models.mean, ``--weights large+cascade``), measured alone and with --ensemble.
-MEANS = {("srresnet", 4): ("large", "cascade")}
 BEST_WORST, BEST_MEAN6 = 0.0, 0.8  # the best set at x2 and x4: no row below bicubic, six-row mean >= +0.8
 SRGAN_NIQE_MARGIN, SRGAN_MIN_GAIN = 0.3, 0.5
 SRGAN_FLICKER_MARGIN = 0.05  # benchmarks/pick_srgan.py's FLICKER_MARGIN, fixed on the selection clips
@@ -267,21 +266,22 @@ def main() -> None:
 
 
 def _means(entries: list[dict]) -> list[dict]:
-    """An entry for each of ``MEANS`` whose sets all ship, made of its members' entries."""
+    """An entry for each documented mean of sets (``vidsr.models.mean``) whose sets all ship, made of its
+    members' entries."""
     means = []
-    for (model, scale), parts in MEANS.items():
+    for (model, scale), name in DOCUMENTED.items():
+        parts = name.split(JOIN)
         members = {e["set"]: e for e in entries if (e["model"], e["scale"]) == (model, scale) and not e.get("ensemble")}
         if not all(p in members for p in parts):
             continue
         first = members[parts[0]]
-        name = "+".join(parts)  # vidsr.models.mean.JOIN: what --weights takes
         means.append(
             {
                 "name": f"{model} {name}",
                 "model": model,
                 "scale": scale,
                 "weights": name,
-                "tensors_sha256": "+".join(members[p]["tensors_sha256"] for p in parts),
+                "tensors_sha256": JOIN.join(members[p]["tensors_sha256"] for p in parts),
                 "set": name,
                 "default": False,
                 "mean_of": [members[p]["weights"] for p in parts],

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 from vidsr.evaluate import bicubic_upscaler, module_upscaler, protocol_lr  # noqa: E402
 from vidsr.metrics import luma_255, mod_crop  # noqa: E402
 from vidsr.models import build_model  # noqa: E402
+from vidsr.models.mean import DOCUMENTED  # noqa: E402
 from vidsr.models.weights import SHIPPED_DIR, read_metadata  # noqa: E402
 from vidsr.split import side_of  # noqa: E402
 from vidsr.temporal import temporal_score  # noqa: E402
@@ -48,16 +49,21 @@ def read_frames(path: Path, count: int) -> list[torch.Tensor]:
     return frames
 
 
-def _candidates(scale: int, extra: list[Path], models: str = "") -> list[tuple[str, Path]]:
-    files = [
-        (f"{p.name.split('_')[0]} {p.stem.split('.')[1]}", p)
-        for p in sorted(SHIPPED_DIR.glob(f"*_x{scale}.*.safetensors"))
-        if not models or p.name.split("_")[0] in models.split(",")
-    ]
+def _candidates(scale: int, extra: list[Path], models: str = "") -> list[tuple[str, str, Path | str]]:
+    """(row name, model, weights): the shipped files, the documented means of sets, then ``extra``."""
+    wanted = models.split(",") if models else None
+    files: list[tuple[str, str, Path | str]] = []
+    for p in sorted(SHIPPED_DIR.glob(f"*_x{scale}.*.safetensors")):
+        model = p.name.split("_")[0]
+        if wanted is None or model in wanted:
+            files.append((f"{model} {p.stem.split('.')[1]}", model, p))
+    for (model, at), sets in DOCUMENTED.items():
+        if at == scale and (wanted is None or model in wanted):
+            files.append((f"{model} {sets}", model, sets))
     for path in extra:
         meta = read_metadata(path)
         if meta["scale"] == scale:
-            files.append((f"{meta['model']} {path.stem} (candidate)", path))
+            files.append((f"{meta['model']} {path.stem} (candidate)", meta["model"], path))
     return files
 
 
@@ -67,8 +73,8 @@ def measure_clip(path: Path, frames: int, scale: int, extra: list[Path], models:
     lrs = [protocol_lr(f, scale) for f in hr_frames]
     rows = []
     upscalers = [("bicubic", None, bicubic_upscaler(scale))]
-    for name, weights in _candidates(scale, extra, models):
-        loaded = build_model(read_metadata(weights)["model"], scale, weights=weights)
+    for name, model, weights in _candidates(scale, extra, models):
+        loaded = build_model(model, scale, weights=weights)
         upscalers.append((name, weights, module_upscaler(loaded.module, loaded.spec.colour)))
     for name, weights, upscale in upscalers:
         started = time.perf_counter()
@@ -81,7 +87,7 @@ def measure_clip(path: Path, frames: int, scale: int, extra: list[Path], models:
                 "side": side_of(path.name),
                 "scale": scale,
                 "name": name,
-                "weights": weights.name if weights else None,
+                "weights": weights.name if isinstance(weights, Path) else weights,
                 "frames": len(lrs),
                 "psnr": round(psnr, 3),
                 **score.to_dict(),

@@ -84,3 +84,35 @@ def test_the_srgan_bars_compare_with_both_srresnets_bicubic_and_the_report_clip(
     entries[2]["report"]["niqe"] = 5.75
     niqe_bar, flicker_bar = bars({"rows": [row("srresnet paper", 1.00), row("srgan paper", 1.06)]})
     assert niqe_bar.endswith("| yes |") and flicker_bar.endswith("| no |")
+
+
+def test_a_documented_mean_of_sets_is_measured_from_its_members_and_named_by_its_weights(quality) -> None:
+    """``--weights large+cascade`` has no one file: its entry is made of its members' (histories, digests),
+    only when every member ships, and the protocol table names it by what --weights takes."""
+    members = []
+    for name in ("large", "cascade"):
+        member = _entry("srresnet", False, [0.5] * 7, [1.0] * 7)
+        member.update(scale=4, set=name, weights=f"srresnet_x4.{name}.safetensors", tensors_sha256=name[:3])
+        member["degradations"] = "robust-v4"
+        members.append(member)
+    (mean,) = quality._means(members)
+    assert (mean["name"], mean["weights"], mean["tensors_sha256"]) == (
+        "srresnet large+cascade",
+        "large+cascade",
+        "lar+cas",
+    )
+    assert mean["mean_of"] == ["srresnet_x4.large.safetensors", "srresnet_x4.cascade.safetensors"]
+    assert len(mean["history"]) == 2 and not mean["default"]
+    assert quality._means(members[:1]) == []  # cascade does not ship: no mean
+    mean.update(report=_side([0.6] * 7, 6.0), selection=_side([1.1] * 7, 6.0))
+    payload = {
+        "machine": "CPU (test)", "command": "quality.py", "val_set": "shared/data/val",
+        "split": {"rule": "odd first byte reports", "selection": ["a.png"], "report": ["b.png"]},
+        "rows": {n: n for n in ROWS}, "entries": [*members, mean],
+        "references": {"report": {"original": {"niqe": 5.0, "s3": 0.5}, "bicubic": {"4": {"niqe": 6.5, "s3": 0.1}}}},
+        "temporal": None, "skipped": [],
+    }  # fmt: skip
+    text = quality.render(payload)
+    assert "| `--weights large+cascade` |  | x4 |" in text
+    best = next(line for line in text.splitlines() if line.startswith("| x4 best set"))
+    assert "srresnet large+cascade" in best  # the highest selection-side mean6

@@ -148,6 +148,8 @@ def test_a_mean_of_sets_is_the_mean_of_their_outputs(tmp_path) -> None:
         build_model("srresnet", 4, weights="large+large")
     with pytest.raises(ModelError, match="the cascade weights for srresnet x2 do not ship"):
         build_model("srresnet", 2, weights="large+cascade")
+    listed = [r for r in json.loads(CliRunner().invoke(cli, ["models", "--json"]).output) if "mean_of" in r]
+    assert [(r["model"], r["scale"], r["weights"]) for r in listed] == [("srresnet", 4, "large+cascade")]
     # A name that is not all set names is a file's, whatever its "+".
     with pytest.raises(ModelError, match="large\\+mine"):
         build_model("srresnet", 4, weights=tmp_path / "large+mine")

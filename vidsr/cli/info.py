@@ -17,6 +17,7 @@ def _needs(name: str, scale: int) -> str:
 def _model_rows() -> list[dict]:
     """One row per model, scale and shipped weights set (default set first), with the figures it carries."""
     from vidsr.models import REGISTRY, shipped_sets
+    from vidsr.models.mean import DOCUMENTED, JOIN
     from vidsr.models.weights import read_metadata, trained_on
     from vidsr.split import describe
 
@@ -59,6 +60,9 @@ def _model_rows() -> list[dict]:
                 if "report" in meta:
                     row["report"] = meta["report"]
                 rows.append(row)
+            mean = DOCUMENTED.get((spec.name, scale))
+            if mean and all(part in sets for part in mean.split(JOIN)):
+                rows.append({**base, "weights": mean, "default": False, "mean_of": mean.split(JOIN)})
     return rows
 
 
@@ -92,7 +96,7 @@ def models(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    click.echo(f"{'model':9} {'scale':5} {'colour':6} {'weights':9} quality (PSNR/SSIM, bicubic beside; matrix)")
+    click.echo(f"{'model':9} {'scale':5} {'colour':6} {'weights':13} quality (PSNR/SSIM, bicubic beside; matrix)")
     for r in rows:
         if "report" in r:  # figures on photos nothing was tuned on (vidsr/split.py)
             rep = r["report"]
@@ -107,12 +111,17 @@ def models(as_json: bool) -> None:
             if "matrix_mean_gain" in r:
                 quality += f"; matrix mean {r['matrix_mean_gain']:+.2f}, worst {r['matrix_worst_gain']:+.2f}"
             quality += _described(r)
+        elif "mean_of" in r:
+            quality = (
+                f"the mean of {' and '.join(r['mean_of'])} (each runs, their answers averaged); chosen on the "
+                "selection half of shared/data/val, figures on the report half in benchmarks/QUALITY.md"
+            )
         elif r["learned"]:
             quality = f"no trained weights: {r['needs']}"
         else:
             quality = "interpolation baseline"
         weights = r["weights"] + ("*" if r.get("default") else "")
-        click.echo(f"{r['model']:9} x{r['scale']:<4} {r['colour']:6} {weights:9} {quality}")
+        click.echo(f"{r['model']:9} x{r['scale']:<4} {r['colour']:6} {weights:13} {quality}")
 
 
 @click.command()

@@ -18,7 +18,8 @@ _MODEL_OPTIONS = (
     click.option(
         "--weights",
         type=click.Path(path_type=Path),
-        help="Weights for --model: a shipped set (robust, large, cascade, paper) or your own .safetensors "
+        help="Weights for --model: a shipped set (robust, large, cascade, paper), sets joined by + for the mean "
+        "of their answers (large+cascade: the best x4, the members' time added up), or your own .safetensors "
         "[the default set].",
     ),
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),

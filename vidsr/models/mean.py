@@ -16,6 +16,9 @@ from torch import nn
 
 # A weights name of shipped set names joined by this means their mean: "large+cascade".
 JOIN = "+"
+# The means that are measured and documented (benchmarks/quality.py, temporal.py, precision.py; README),
+# by model and scale.  Any other mean of shipped sets runs too; these are the ones with figures.
+DOCUMENTED = {("srresnet", 4): "large+cascade"}
 
 
 class ModelMean(nn.Module):
