@@ -28,7 +28,7 @@ from vidsr.bench import (
     markdown_table,
 )
 from vidsr.models.srresnet import srresnet
-from vidsr.models.weights import save_weights
+from vidsr.models.weights import save_weights, shipped_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +80,8 @@ def test_shipped_weights_are_named_by_set():
     loaded, weights = load_for_bench("espcn", 2)
     assert weights == f"{loaded.weights.name.split('.')[1]} (default)"
     assert load_for_bench("espcn", 2, "paper")[1] == "paper"
+    if {"large", "cascade"} <= set(shipped_sets("srresnet", 4)):  # a mean of sets: named as asked
+        assert load_for_bench("srresnet", 4, "large+cascade")[1] == "large+cascade"
 
 
 def test_machine_info_names_the_cpu_and_torch():

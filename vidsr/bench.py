@@ -121,6 +121,8 @@ def load_for_bench(name: str, scale: int, weights: str | Path | None = None) -> 
         return build_model(name, scale), "-"
     try:
         loaded = build_model(name, scale, weights=weights)
+        if "mean_of" in loaded.metadata:  # shipped sets averaged (vidsr.models.mean): named as asked
+            return loaded, str(weights)
         shipped = loaded.weights is not None and Path(loaded.weights).parent == shipped_weights.SHIPPED_DIR
         if not shipped:
             return loaded, "given"
