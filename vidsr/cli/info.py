@@ -60,9 +60,10 @@ def _model_rows() -> list[dict]:
                 if "report" in meta:
                     row["report"] = meta["report"]
                 rows.append(row)
-            mean = DOCUMENTED.get((spec.name, scale))
-            if mean and all(part in sets for part in mean.split(JOIN)):
-                rows.append({**base, "weights": mean, "default": False, "mean_of": mean.split(JOIN)})
+            mean = DOCUMENTED.get((spec.name, scale), "")
+            parts = mean.split(JOIN) if mean else []
+            if parts and all(part in sets for part in parts):
+                rows.append({**base, "weights": mean, "default": False, "mean_of": parts})
     return rows
 
 

@@ -19,7 +19,7 @@ _MODEL_OPTIONS = (
         "--weights",
         type=click.Path(path_type=Path),
         help="Weights for --model: a shipped set (robust, large, cascade, paper), sets joined by + for the mean "
-        "of their answers (large+cascade: the best x4, the members' time added up), or your own .safetensors "
+        "of their answers (large+cascade at x4: the members' time added up), or your own .safetensors "
         "[the default set].",
     ),
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vidsr.models.weights import WEIGHT_SETS
+
 # A weights name of shipped set names joined by this means their mean: "large+cascade".
 JOIN = "+"
 # The means that are measured and documented (benchmarks/quality.py, temporal.py, precision.py; README),
@@ -42,8 +44,6 @@ class ModelMean(nn.Module):
 
 def mean_parts(weights: object) -> list[str] | None:
     """The set names of a mean (``"large+cascade"`` -> ``["large", "cascade"]``), else None."""
-    from vidsr.models.weights import WEIGHT_SETS
-
     if not isinstance(weights, str | Path) or JOIN not in str(weights):
         return None
     parts = str(weights).split(JOIN)
