@@ -105,7 +105,7 @@ def test_matrix_rows_by_name() -> None:
         matrix_rows("area,sharpen")
 
 
-@pytest.mark.parametrize("name", ["robust-v1", "robust-v2"])
+@pytest.mark.parametrize("name", ["robust-v1", "robust-v2", "robust-v5"])
 def test_robust_recipe_is_reproducible_from_the_seed_and_varied(hr, name) -> None:
     make = recipe(name)
     assert isinstance(make, RobustRecipe)
@@ -144,3 +144,25 @@ def test_robust_v2_records_its_own_name_and_milder_tails() -> None:
     v1, v2 = describe_recipe("robust-v1"), describe_recipe("robust-v2")
     assert (v1["name"], v2["name"]) == ("robust-v1", "robust-v2")
     assert v2["h264_crf"][1] < v1["h264_crf"][1] and v2["noise_sigma"][1] < v1["noise_sigma"][1]
+
+
+def test_robust_v5_draws_kernels_as_often_as_the_six_matrix_rows() -> None:
+    """Issue 24's six rows: three start from antialiased bicubic (clean, JPEG, noise), one each from the
+    other kernels; one in six adds noise.  v5 draws the same, bilinear standing in for a little of each."""
+    from vidsr.degrade import describe_recipe
+
+    six = ("bicubic-aa", "bicubic", "area", "blur", "jpeg", "noise")
+    start = {"jpeg": "bicubic-aa", "noise": "bicubic-aa"}
+    wanted = {k: sum(start.get(r, r) == k for r in six) / len(six) for k in ("bicubic-aa", "bicubic", "area", "blur")}
+    v5 = describe_recipe("robust-v5")
+    drawn = dict(v5["kernels"])
+    assert sum(drawn.values()) == pytest.approx(1.0)
+    antialiased = drawn["bicubic-aa"] + drawn["bilinear-aa"]
+    aliased = drawn["bicubic"] + drawn["bilinear"]
+    assert antialiased == pytest.approx(wanted["bicubic-aa"])
+    assert aliased == pytest.approx(wanted["bicubic"], abs=0.05)
+    assert (drawn["area"], drawn["blur"]) == pytest.approx((wanted["area"], wanted["blur"]), abs=0.02)
+    assert v5["noise_p"] == pytest.approx(1 / 6, abs=0.05)
+    # v4 drew half its LR without antialiasing; v5 gives that share back to the other rows.
+    v4 = dict(describe_recipe("robust-v4")["kernels"])
+    assert aliased < v4["bicubic"] + v4["bilinear"]
