@@ -350,9 +350,10 @@ _ROBUST["robust-v4"] = replace(
 )
 # robust-v5: the mix the degradation matrix measures, drawn as often as its rows draw it.  Of issue 24's six
 # rows, three start from antialiased bicubic (clean, JPEG, noise) and one each from bicubic without
-# antialiasing, area and blur; one in six adds noise and one in six (one in seven with H.264) compresses.  v4
-# gives half its LR to aliased kernels for the x2 aliased row, which the x4 sets already clear on every
-# side, so at x4 the other rows get that share back.  Set from the matrix's definition alone, before any run.
+# antialiasing, area and blur; one in six adds noise; one in six compresses, two in seven with the H.264 row
+# (hence 0.25, between).  v4 gives half its LR to aliased kernels for the x2 aliased row, which the x4 sets
+# already clear on every side, so at x4 the other rows get that share back.  Set from the matrix's definition
+# alone, before any run.
 _ROBUST["robust-v5"] = replace(
     _ROBUST["robust-v2"],
     name="robust-v5",

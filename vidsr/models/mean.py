@@ -2,10 +2,10 @@
 
 Two networks trained apart make partly different errors, so their mean is closer to the truth than
 either (model ensembling); on the selection photos the mean of SRResNet x4 ``large`` and ``cascade``
-scored 1.598 where each alone scored 1.505 and 1.551 (benchmarks/training/README.md; 1.621 against
-1.505 and 1.597 with the cascade trained on since).  It costs
-the members' time added up.  One module, so every backend (eager, compiled, ONNX, OpenVINO,
-TensorRT) runs it as one graph, and the geometric self-ensemble (``--ensemble``) turns it whole.
+scored 1.598 where each alone scored 1.505 and 1.551 when it was chosen (benchmarks/training/README.md
+follows the figures as the members are trained on).  It costs the members' time added up.  One module,
+so every backend (eager, compiled, ONNX, OpenVINO, TensorRT) runs it as one graph, and the geometric
+self-ensemble (``--ensemble``) turns it whole.
 """
 
 from __future__ import annotations
