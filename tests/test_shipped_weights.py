@@ -167,8 +167,8 @@ def test_the_best_x2_set_meets_issue_24s_bars_on_the_report_side(bars) -> None:
 def test_the_x4_large_set_earns_its_place_on_the_report_side(bars) -> None:
     """``srresnet --weights large`` at x4 ships because it was the better pick on the selection photos; on the
     report photos (measured after) it must still be at or above bicubic on every row and above the robust
-    SRResNet on the six-row mean.  Issue 24's +0.8 dB x4 bar is not met by any set yet (+0.43 with
-    ``--ensemble``): that is in README, not asserted here."""
+    SRResNet on the six-row mean.  Issue 24's +0.8 dB x4 bar is not met by any set yet: README has the figures;
+    it is not asserted here."""
     if "large" not in shipped_sets("srresnet", 4):
         pytest.skip("no srresnet x4 large weights ship")
     entries = {e["name"]: e for e in quality_json()["entries"] if e["scale"] == 4 and e.get("weights")}
@@ -182,8 +182,8 @@ def test_the_x4_large_set_earns_its_place_on_the_report_side(bars) -> None:
 def test_the_x4_cascade_set_is_measured_as_it_ships_and_holds_every_row(bars) -> None:
     """``srresnet --weights cascade`` ships because it beat ``large`` on the selection photos (its rule, fixed
     before its run).  On the report photos, measured after, it must be the file quality.json describes and
-    at or above bicubic on every row, with and without ``--ensemble``.  It ties ``large`` there (mean6 +0.57
-    against +0.58): README says so; nothing here asserts it is better."""
+    at or above bicubic on every row, with and without ``--ensemble``.  How it compares with ``large`` there
+    is in README; nothing here asserts it is better."""
     if "cascade" not in shipped_sets("srresnet", 4):
         pytest.skip("no srresnet x4 cascade weights ship")
     digest = tensor_digest(shipped_weights_path("srresnet", 4, "cascade"))
