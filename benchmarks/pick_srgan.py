@@ -161,12 +161,10 @@ def export_step(item: str, reference: Path, dest: Path) -> None:
     """Export ``RUN.stepN.safetensors`` (or ``RUN.stepN.safetensors@ALPHA``, interpolated with ``reference``) as
     ``vidsr train`` exports its pick: fp16, with the metadata of its run (``RUN.pt``'s options, steps and
     time) measured on the selection photos, ``selected_step`` N, and the interpolation in its recipe."""
-    from dataclasses import fields
-
     from safetensors.torch import load_file
 
     from vidsr.models.weights import rewrite_metadata
-    from vidsr.train.loop import TrainConfig, export_weights
+    from vidsr.train.loop import export_weights, run_of_checkpoint
 
     step_file, alpha = split_blend(item)
     run, _, step = step_file.name.removesuffix(".safetensors").rpartition(".step")
@@ -175,10 +173,7 @@ def export_step(item: str, reference: Path, dest: Path) -> None:
             raise SystemExit(f"Error: {step_file} is not a run's step file; cannot export its interpolation")
         shutil.copyfile(step_file, dest)  # a run's final export already carries its metadata
         return
-    checkpoint = torch.load(step_file.with_name(f"{run}.pt"), map_location="cpu", weights_only=True)
-    options = {f.name: checkpoint["config"][f.name] for f in fields(TrainConfig) if f.name in checkpoint["config"]}
-    options["extra_photos"] = tuple(options.get("extra_photos", ()))
-    config = TrainConfig(**options)
+    config, checkpoint = run_of_checkpoint(step_file.with_name(f"{run}.pt"))
     state = load_file(str(step_file))
     if alpha is not None:
         state = interpolate_states(state, load_file(str(reference)), alpha)

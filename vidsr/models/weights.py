@@ -184,16 +184,34 @@ def interpolate_states(
     fidelity smoothly, with no training.  Unrelated networks of the same shape average into noise."""
     if not 0.0 <= alpha <= 1.0:
         raise ModelError(f"interpolation weight {alpha} is outside [0, 1]")
-    if tuned.keys() != parent.keys():
-        odd = sorted(tuned.keys() ^ parent.keys())
-        raise ModelError(f"cannot interpolate: the networks differ in {len(odd)} tensors ({', '.join(odd[:3])})")
-    wrong = [k for k in tuned if tuned[k].shape != parent[k].shape]
-    if wrong:
-        raise ModelError(f"cannot interpolate: {len(wrong)} tensors differ in shape ({', '.join(wrong[:3])})")
+    _check_same_network(tuned, parent, "interpolate")
     return {
         k: alpha * tuned[k].float() + (1.0 - alpha) * parent[k].float() if tuned[k].is_floating_point() else tuned[k]
         for k in tuned
     }
+
+
+def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """A uniform "model soup" (Wortsman et al., 2022): each tensor the mean of the members', in float32.
+    Like interpolation it needs networks fine-tuned from one set of weights, which stay in one basin,
+    where the average often scores above every member; unrelated networks average into noise."""
+    if not states:
+        raise ModelError("cannot average no networks")
+    first = states[0]
+    for other in states[1:]:
+        _check_same_network(first, other, "average")
+    return {
+        k: sum(s[k].float() for s in states) / len(states) if first[k].is_floating_point() else first[k] for k in first
+    }
+
+
+def _check_same_network(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], verb: str) -> None:
+    if a.keys() != b.keys():
+        odd = sorted(a.keys() ^ b.keys())
+        raise ModelError(f"cannot {verb}: the networks differ in {len(odd)} tensors ({', '.join(odd[:3])})")
+    wrong = [k for k in a if a[k].shape != b[k].shape]
+    if wrong:
+        raise ModelError(f"cannot {verb}: {len(wrong)} tensors differ in shape ({', '.join(wrong[:3])})")
 
 
 def training_runs(meta: dict[str, Any]) -> list[dict[str, Any]]:

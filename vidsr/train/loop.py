@@ -33,7 +33,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,16 @@ def val_images(config: TrainConfig) -> list[Path]:
             "--val-side all validates on every photo of a folder of your own"
         )
     return images
+
+
+def run_of_checkpoint(path: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
+    """The options a run's checkpoint (``RUN.pt``) was trained with, and the checkpoint: what a later export of
+    weights derived from that run (a picked step, a blend, a soup) records as its recipe."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    saved = checkpoint["config"]
+    options = {f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved}
+    options["extra_photos"] = tuple(options.get("extra_photos", ()))
+    return TrainConfig(**options), checkpoint
 
 
 def selected_on(config: TrainConfig) -> SplitRecord:
