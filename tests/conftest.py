@@ -205,3 +205,17 @@ def make_photos(folder: Path, count: int, size: int, seed: int) -> Path:
         rgb += rng.normal(0, 4, rgb.shape)
         Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
     return folder
+
+
+def tiny_kept_run(tmp_path: Path):
+    """A 4-step ESPCN x2 run on two tiny photos that keeps its validated steps (``run.step2``, ``run.step4``
+    beside ``run.pt``): what the scripts that export a run's picks, blends and soups start from."""
+    from vidsr.train.loop import TrainConfig, train
+
+    data = make_photos(tmp_path / "train", 2, 48, 0), make_photos(tmp_path / "val", 1, 36, 1)
+    config = TrainConfig(
+        model="espcn", scale=2, data=str(data[0]), val=str(data[1]), out=str(tmp_path / "run.pt"), steps=4, batch=2,
+        patch=16, val_every=2, progress=False, val_side="all", keep_validated=True,
+    )  # fmt: skip
+    train(config)
+    return config

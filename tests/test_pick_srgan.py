@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script, make_photos
+from conftest import load_script, tiny_kept_run
 from safetensors.torch import load_file
 
 from vidsr.errors import ModelError
 from vidsr.models.espcn import espcn
 from vidsr.models.weights import interpolate_states, read_metadata
-from vidsr.train.loop import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +64,7 @@ def test_the_rule_takes_the_most_faithful_candidate_that_is_clearly_more_natural
 
 
 def test_a_blend_exports_with_its_run_and_its_interpolation_in_the_recipe(picker, tmp_path: Path) -> None:
-    data = make_photos(tmp_path / "train", 2, 48, 0), make_photos(tmp_path / "val", 1, 36, 1)
-    run = tmp_path / "run.pt"
-    config = TrainConfig(
-        model="espcn", scale=2, data=str(data[0]), val=str(data[1]), out=str(run), steps=4, batch=2, patch=16,
-        val_every=2, progress=False, val_side="all", keep_validated=True,
-    )  # fmt: skip
-    train(config)
+    tiny_kept_run(tmp_path)
     step2, step4 = tmp_path / "run.step2.safetensors", tmp_path / "run.step4.safetensors"
     assert picker.split_blend(f"{step4}@0.25") == (step4, 0.25)
     assert picker.split_blend(str(step4)) == (step4, None)

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script, make_photos
+from conftest import load_script, tiny_kept_run
 from safetensors.torch import load_file
 
 from vidsr.errors import ModelError
 from vidsr.models.espcn import espcn
 from vidsr.models.weights import average_states, interpolate_states, read_metadata
-from vidsr.train.loop import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +45,7 @@ def test_averaging_refuses_networks_that_do_not_match() -> None:
 
 
 def test_a_soup_exports_with_its_run_and_its_members_in_the_recipe(soup, tmp_path: Path) -> None:
-    data = make_photos(tmp_path / "train", 2, 48, 0), make_photos(tmp_path / "val", 1, 36, 1)
-    run = tmp_path / "run.pt"
-    config = TrainConfig(
-        model="espcn", scale=2, data=str(data[0]), val=str(data[1]), out=str(run), steps=4, batch=2, patch=16,
-        val_every=2, progress=False, val_side="all", keep_validated=True,
-    )  # fmt: skip
-    train(config)
+    config, run = tiny_kept_run(tmp_path), tmp_path / "run.pt"
     # A step file carries no recipe; the run's export does.
     members = [tmp_path / "run.step2.safetensors", tmp_path / "run.safetensors"]
 
