@@ -103,7 +103,8 @@ def test_a_worker_keeps_quiet_about_a_connection_the_trainer_dropped(capsys: pyt
     """The worker's excepthook drops the lost hand-over of a stopping trainer, and only that."""
     from vidsr.train.data import _quiet_about_lost_trainer
 
-    for lost in (ConnectionResetError(104, "Connection reset by peer"), BrokenPipeError(32, "Broken pipe")):
+    reset, broken = ConnectionResetError(104, "Connection reset by peer"), BrokenPipeError(32, "Broken pipe")
+    for lost in (reset, broken, EOFError()):
         _quiet_about_lost_trainer(type(lost), lost, None)
     assert capsys.readouterr().err == ""
     _quiet_about_lost_trainer(ValueError, ValueError("a real bug"), None)
