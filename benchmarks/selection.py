@@ -1,6 +1,7 @@
 """Compare weights files on the selection side of the split only: what decides which one ships.
 
     .venv/bin/python benchmarks/selection.py -s 2 FILE_OR_SET... [--val ../shared/data/val] [--crop 0]
+        [--ensemble whole|per-stage]
 
 Prints, per file, the degradation matrix's gain over bicubic per row, the mean, the worst row and
 the selection score of :mod:`vidsr.train.validation` (the mean plus the worst row where negative),
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from vidsr.degrade import MATRIX  # noqa: E402
+from vidsr.ensemble import SelfEnsembled  # noqa: E402
 from vidsr.evaluate import list_images  # noqa: E402
 from vidsr.models import build_model  # noqa: E402
 from vidsr.split import on_side  # noqa: E402
@@ -35,13 +37,23 @@ def main() -> None:
     parser.add_argument("--val", type=Path, default=ROOT.parent / "shared" / "data" / "val")
     parser.add_argument("--crop", type=int, default=0, help="centre crops of this side (0: whole photos)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--ensemble",
+        choices=("whole", "per-stage"),
+        default=None,
+        help="measure under the eight-turn self-ensemble: of the whole network (as vidsr's --ensemble), "
+        "or pass by pass (the x4 cascade)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
     paths = on_side(list_images(args.val), "selection")
     valset = make_valset(paths, args.scale, args.crop, "robust-v2")
     rows = list(MATRIX)
-    print(f"selection side: {len(paths)} photos ({', '.join(p.name for p in paths)}), crop {args.crop or 'none'}")
+    print(
+        f"selection side: {len(paths)} photos ({', '.join(p.name for p in paths)}), crop {args.crop or 'none'}"
+        + (f", self-ensemble: {args.ensemble}" if args.ensemble else "")
+    )
     print(f"{'weights':44} " + " ".join(f"{r[:9]:>9}" for r in rows) + f" {'mean':>7} {'worst':>7} {'score':>7}")
     out = {}
     for item in args.weights:
@@ -50,7 +62,10 @@ def main() -> None:
         else:  # model:set, a shipped set
             model, _, weight_set = item.partition(":")
             loaded = build_model(model, args.scale, weights=weight_set)
-        val = validate(loaded.module, loaded.spec.colour, valset, args.scale, "cpu", "robust-v2", gan=False, step=0)
+        module = loaded.module
+        if args.ensemble:
+            module = SelfEnsembled(module, per_stage=args.ensemble == "per-stage")
+        val = validate(module, loaded.spec.colour, valset, args.scale, "cpu", "robust-v2", gan=False, step=0)
         gains = [val.row_gains[r] for r in rows]
         mean, worst = sum(gains) / len(gains), min(gains)
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
@@ -11,8 +12,9 @@ from conftest import make_clip
 
 from vidsr.batch.options import UpscaleSettings
 from vidsr.cli import cli
-from vidsr.ensemble import TURNS, self_ensemble
+from vidsr.ensemble import TURNS, SelfEnsembled, self_ensemble
 from vidsr.evaluate import module_upscaler
+from vidsr.models.srresnet import srresnet
 from vidsr.upscaler import Upscaler
 
 
@@ -43,6 +45,28 @@ def test_flips_only_where_a_transposed_frame_would_not_fit():
     assert shapes == [(2, 1, 12, 20)] * 4
     # Nearest upsampling turns with its input, so its ensemble is itself.
     torch.testing.assert_close(out, F.interpolate(x, scale_factor=2, mode="nearest"), rtol=0, atol=0)
+
+
+def test_a_cascade_ensembled_pass_by_pass_feeds_each_pass_the_last_ones_mean():
+    torch.manual_seed(0)
+    cascade = srresnet(scale=4, blocks=1, config="cascade").eval()
+    with torch.no_grad():  # away from its start, where each pass is close to its (equivariant) bicubic
+        for weight in cascade.parameters():
+            weight.normal_(0.0, 0.05)
+    x = torch.rand(1, 3, 6, 10, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        first = self_ensemble(cascade.passes[0], x)
+        per_stage = SelfEnsembled(cascade, per_stage=True)(x)
+        whole = SelfEnsembled(cascade)(x)
+        torch.testing.assert_close(per_stage, self_ensemble(cascade.passes[1], first), rtol=0, atol=1e-6)
+        torch.testing.assert_close(whole, self_ensemble(cascade, x), rtol=0, atol=1e-6)
+    assert per_stage.shape == whole.shape == (1, 3, 24, 40)
+    assert (per_stage - whole).abs().max() > 1e-4  # the two orders differ
+
+
+def test_only_a_network_of_passes_is_ensembled_pass_by_pass():
+    with pytest.raises(ValueError, match="no passes"):
+        SelfEnsembled(srresnet(scale=2, blocks=1), per_stage=True)
 
 
 def test_the_upscalers_ensemble_is_the_mean_of_the_model_on_each_turn():

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 # (transpose, flip width, flip height): the dihedral group of the square, identity first.
 TURNS: tuple[tuple[bool, bool, bool], ...] = tuple((bool(k & 4), bool(k & 1), bool(k & 2)) for k in range(8))
@@ -49,3 +50,27 @@ def self_ensemble(
         total = y.to(torch.float32, copy=True) if total is None else total.add_(y)
     assert total is not None
     return total.div_(len(turns))
+
+
+class SelfEnsembled(nn.Module):
+    """``module`` under :func:`self_ensemble`, as a module (for measuring it where a module is taken).
+
+    ``per_stage``: a network of passes in series (``module.passes``, the x4 cascade) ensembled pass by
+    pass, the next pass fed the mean of the last; the same number of calls as the whole network's
+    ensemble.  On the selection photos it scored below that (``benchmarks/selection.py --ensemble``;
+    benchmarks/training/README.md), so ``--ensemble`` ensembles the whole network.
+    """
+
+    def __init__(self, module: nn.Module, *, per_stage: bool = False) -> None:
+        super().__init__()
+        if per_stage and not isinstance(getattr(module, "passes", None), nn.ModuleList):
+            raise ValueError(f"{type(module).__name__} has no passes to ensemble one by one")
+        self.module = module
+        self.per_stage = per_stage
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.per_stage:
+            return self_ensemble(self.module, x)
+        for one_pass in self.module.passes:
+            x = self_ensemble(one_pass, x)
+        return x
