@@ -218,9 +218,9 @@ def _quiet_about_lost_trainer(kind: type[BaseException], error: BaseException, t
     Batches reach the trainer as file descriptors handed over by multiprocessing's resource_sharer
     thread, which reports a failed hand-over through ``sys.excepthook``.  When the trainer stops
     (Ctrl-C, SIGTERM) mid-hand-over, that is a ConnectionResetError or BrokenPipeError printed under
-    vidsr's own ``Error:`` line, or an EOFError when it goes while the listener's handshake reads from it.
-    The worker's batch errors never come here (the DataLoader sends them
-    to the trainer), and any other error still prints in full.
+    vidsr's own ``Error:`` line, or an EOFError when it goes while the listener's handshake reads from
+    it.  The worker's batch errors never come here (the DataLoader sends them to the trainer), and any
+    other error still prints in full.
     """
     if issubclass(kind, (ConnectionResetError, BrokenPipeError, EOFError)):
         return
