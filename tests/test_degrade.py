@@ -105,7 +105,7 @@ def test_matrix_rows_by_name() -> None:
         matrix_rows("area,sharpen")
 
 
-@pytest.mark.parametrize("name", ["robust-v1", "robust-v2", "robust-v5"])
+@pytest.mark.parametrize("name", ["robust-v1", "robust-v2", "robust-v5", "robust-v6"])
 def test_robust_recipe_is_reproducible_from_the_seed_and_varied(hr, name) -> None:
     make = recipe(name)
     assert isinstance(make, RobustRecipe)
@@ -166,3 +166,19 @@ def test_robust_v5_draws_kernels_as_often_as_the_six_matrix_rows() -> None:
     # v4 drew half its LR without antialiasing; v5 gives that share back to the other rows.
     v4 = dict(describe_recipe("robust-v4")["kernels"])
     assert aliased < v4["bicubic"] + v4["bilinear"]
+
+
+def test_robust_v6_compresses_around_the_matrix_settings_and_keeps_v5s_kernels() -> None:
+    """v6 changes only the compression: its ranges hold the JPEG and H.264 rows' settings near their middle."""
+    from vidsr.degrade import describe_recipe
+
+    v5, v6 = describe_recipe("robust-v5"), describe_recipe("robust-v6")
+    changed = {k for k in v5 if v5[k] != v6[k]}
+    assert changed == {"name", "codecs", "jpeg_quality", "h264_crf"}
+    lo, hi = v6["jpeg_quality"]
+    assert lo < 40 < hi and abs((lo + hi) / 2 - 40) <= 5
+    lo, hi = v6["h264_crf"]
+    assert lo < 28 < hi and abs((lo + hi) / 2 - 28) <= 1
+    codecs = dict(v6["codecs"])
+    assert sum(codecs.values()) == pytest.approx(1.0)
+    assert abs(codecs["jpeg"] - codecs["h264"]) <= 0.1

@@ -10,7 +10,7 @@ from vidsr.cli.common import emit_json, handle_errors, sigterm_as_interrupt
 from vidsr.cli.options import MODEL_NAMES
 
 # vidsr.degrade.RECIPES, spelled out so the CLI starts without importing torch (a test keeps them equal).
-RECIPE_NAMES = ("protocol", "robust-v1", "robust-v2", "robust-v3", "robust-v4", "robust-v5")
+RECIPE_NAMES = ("protocol", "robust-v1", "robust-v2", "robust-v3", "robust-v4", "robust-v5", "robust-v6")
 EXTRA_SOURCES = ("scikit-image", "debian-wallpapers")  # vidsr.train.data.EXTRA_SOURCES, likewise
 
 _SCALES = click.Choice(["2", "3", "4"])
@@ -84,7 +84,7 @@ _SCALES = click.Choice(["2", "3", "4"])
     show_default=True,
     help="How LR is made: the paper's antialiased bicubic, or a random mix of blur, kernels, noise, JPEG, H.264 "
     "(robust-v2: milder tails; robust-v3/v4: v2 with 40%/50% of LR made without antialiasing; "
-    "robust-v5: drawn as often as the degradation matrix's rows).",
+    "robust-v5: drawn as often as the degradation matrix's rows; robust-v6: v5, compression around JPEG 40 / CRF 28).",
 )
 @click.option(
     "--ema",
