@@ -170,15 +170,15 @@ def test_robust_v5_draws_kernels_as_often_as_the_six_matrix_rows() -> None:
 
 def test_robust_v6_compresses_around_the_matrix_settings_and_keeps_v5s_kernels() -> None:
     """v6 changes only the compression: its ranges hold the JPEG and H.264 rows' settings near their middle."""
-    from vidsr.degrade import describe_recipe
+    from vidsr.degrade import H264_ROW_CRF, JPEG_ROW_QUALITY, describe_recipe
 
     v5, v6 = describe_recipe("robust-v5"), describe_recipe("robust-v6")
     changed = {k for k in v5 if v5[k] != v6[k]}
     assert changed == {"name", "codecs", "jpeg_quality", "h264_crf"}
     lo, hi = v6["jpeg_quality"]
-    assert lo < 40 < hi and abs((lo + hi) / 2 - 40) <= 5
+    assert lo < JPEG_ROW_QUALITY < hi and abs((lo + hi) / 2 - JPEG_ROW_QUALITY) <= 5
     lo, hi = v6["h264_crf"]
-    assert lo < 28 < hi and abs((lo + hi) / 2 - 28) <= 1
+    assert lo < H264_ROW_CRF < hi and abs((lo + hi) / 2 - H264_ROW_CRF) <= 1
     codecs = dict(v6["codecs"])
     assert sum(codecs.values()) == pytest.approx(1.0)
     assert abs(codecs["jpeg"] - codecs["h264"]) <= 0.1

@@ -186,6 +186,10 @@ def _protocol(hr: torch.Tensor, scale: int, rng: np.random.Generator) -> torch.T
     return quantise(downscale(hr, scale, "bicubic-aa"))
 
 
+# The compressed rows' settings, named once: the rows use them and robust-v6 centres its ranges on them.
+JPEG_ROW_QUALITY = 40
+H264_ROW_CRF = 28
+
 MATRIX: dict[str, Row] = {
     row.name: row
     for row in (
@@ -201,11 +205,15 @@ MATRIX: dict[str, Row] = {
             "Gaussian blur (sigma 0.3 x scale + 0.3 HR px), then decimation",
             lambda hr, s, rng: quantise(downscale(hr, s, "blur", sigma=blur_sigma(s))),
         ),
-        Row("jpeg", "antialiased bicubic, then JPEG quality 40", lambda hr, s, rng: jpeg(_protocol(hr, s, rng), 40)),
+        Row(
+            "jpeg",
+            f"antialiased bicubic, then JPEG quality {JPEG_ROW_QUALITY}",
+            lambda hr, s, rng: jpeg(_protocol(hr, s, rng), JPEG_ROW_QUALITY),
+        ),
         Row(
             "h264",
-            "antialiased bicubic, then an H.264 intra frame at CRF 28",
-            lambda hr, s, rng: video_codec(_protocol(hr, s, rng), "h264", 28),
+            f"antialiased bicubic, then an H.264 intra frame at CRF {H264_ROW_CRF}",
+            lambda hr, s, rng: video_codec(_protocol(hr, s, rng), "h264", H264_ROW_CRF),
         ),
         Row(
             "noise",
