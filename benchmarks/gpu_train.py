@@ -232,11 +232,17 @@ def train_lease(args: argparse.Namespace) -> int:
             print(f"gpu_train: no GPU here, nothing trained: {reason}")
             return 0
     pyav = ensure_pyav()
+    # The runs' checkpoints: what comes back is copied to --out, the rest goes with the directory.
+    with tempfile.TemporaryDirectory(prefix="vidsr-gpu-train-") as work:
+        return run_lease(args, Path(work), pyav, deadline)
+
+
+def run_lease(args: argparse.Namespace, work: Path, pyav: str, deadline: float) -> int:
     from vidsr.train.checkpoint import compact
     from vidsr.train.loop import train
 
     data = args.data or (BUNDLE / "shared" / "data" if (BUNDLE / "shared").is_dir() else default_data())
-    out, work = args.out, Path(tempfile.mkdtemp(prefix="vidsr-gpu-train-"))
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     workers = args.data_workers if args.data_workers is not None else max(1, min(12, (os.cpu_count() or 2) - 2))
     precision = args.precision or lease_precision(args.device)

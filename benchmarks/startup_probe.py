@@ -97,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warm-runs", type=int, default=4)
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    probe = Probe(a.out, Path(tempfile.mkdtemp(prefix="vidsr-probe-engines-")))
+    with tempfile.TemporaryDirectory(prefix="vidsr-probe-engines-") as engines:  # cold means a fresh one each run
+        return run_probe(a, Probe(a.out, Path(engines)))
+
+
+def run_probe(a: argparse.Namespace, probe: Probe) -> int:
 
     spec = importlib.util.find_spec("torch")
     cached = Path(importlib.util.cache_from_source(spec.origin))
