@@ -63,6 +63,14 @@ def test_the_rule_takes_the_most_faithful_candidate_that_is_clearly_more_natural
     assert picker.pick({k: v for k, v in judged.items() if k not in ("gan", "gan@0.6")}) is None
 
 
+def test_where_bicubic_looks_more_natural_than_the_srresnet_the_gan_must_beat_bicubic(picker) -> None:
+    """Rule v3 (x2: bicubic's NIQE below the SRResNet's): the margin is taken from the lower of the two."""
+    reference, bicubic_niqe = _figures(2.0, 6.1), 5.8
+    assert picker.judge(_figures(1.5, 4.7), reference, bicubic_niqe)["eligible"]  # 1.1 below bicubic
+    assert not picker.judge(_figures(1.5, 4.7), reference, 5.6)["eligible"]  # only 0.9 below bicubic
+    assert picker.judge(_figures(1.5, 4.7), reference)["eligible"]  # x4's case: bicubic does not bind
+
+
 def test_a_blend_exports_with_its_run_and_its_interpolation_in_the_recipe(picker, tmp_path: Path) -> None:
     tiny_kept_run(tmp_path)
     step2, step4 = tmp_path / "run.step2.safetensors", tmp_path / "run.step4.safetensors"

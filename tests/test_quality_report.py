@@ -86,6 +86,22 @@ def test_the_srgan_bars_compare_with_both_srresnets_bicubic_and_the_report_clip(
     assert niqe_bar.endswith("| yes |") and flicker_bar.endswith("| no |")
 
 
+def test_each_scale_s_srgan_is_judged_against_that_scale_s_srresnets_and_bicubic(quality) -> None:
+    """An x2 SRGAN beside the x4 one: each bar names only its own scale's SRResNets and bicubic (at x2
+    bicubic can be the more natural of the two, and then it is the one to beat)."""
+
+    def entry(model: str, scale: int, niqe: float) -> dict:
+        made = _entry(model, False, [1.0] * 7, [1.0] * 7, niqe)
+        return {**made, "name": f"{model} paper", "set": "paper", "scale": scale}
+
+    entries = [entry("srresnet", 4, 6.3), entry("srgan", 4, 5.0), entry("srresnet", 2, 6.1), entry("srgan", 2, 5.5)]
+    references = {"report": {"bicubic": {"4": {"niqe": 6.8}, "2": {"niqe": 5.7}}}}
+    bars = [line for line in quality._bars(entries, references, None) if line.startswith("| SRGAN")]
+    x4_bar, x2_bar = (next(line for line in bars if line.startswith(f"| SRGAN x{s}:")) for s in (4, 2))
+    assert "srresnet paper 6.30" in x4_bar and "bicubic 6.80" in x4_bar and x4_bar.endswith("| yes |")
+    assert "srresnet paper 6.10" in x2_bar and "bicubic 5.70" in x2_bar and x2_bar.endswith("| no |")  # 5.5 > 5.4
+
+
 def test_a_documented_mean_of_sets_is_measured_from_its_members_and_named_by_its_weights(quality) -> None:
     """``--weights large+cascade`` has no one file: its entry is made of its members' (histories, digests),
     only when every member ships, and the protocol table names it by what --weights takes."""
