@@ -299,6 +299,10 @@ def test_srgan_without_vgg_fine_tunes_the_network_it_is_given(tiny_data, tmp_pat
     assert meta["recipe"]["loss"] == "l1+0.1xfeature-matching+0.001xadversarial"
     # PSNR does not pick a GAN's checkpoint: the last validation's weights are the ones kept.
     assert result.best_step == 4
+    steady = train(replace(config, init=str(init), steady_weight=0.5, out=str(tmp_path / "steady.pt")))
+    assert read_metadata(steady.weights)["recipe"]["loss"].endswith("+0.001xadversarial+0.5xsteadiness")
+    with pytest.raises(InputError, match="--steady-weight is for srgan"):
+        train(replace(config, model="srresnet", steady_weight=0.5))
 
 
 def test_cli_train_then_eval(tiny_data, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""What picks a checkpoint (vidsr.train.validation), the bicubic-regret loss and the light discriminator."""
+"""What picks a checkpoint (vidsr.train.validation), the bicubic-regret and steadiness losses and the light
+discriminator."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from vidsr.resample import resize
 from vidsr.train.discriminator import Discriminator
-from vidsr.train.losses import bicubic_regret
+from vidsr.train.losses import STEADY_NOISE, bicubic_regret, steadiness
 from vidsr.train.validation import SRGAN_MIN_GAIN, selection_score
 
 
@@ -46,6 +47,20 @@ def test_bicubic_regret_counts_only_patches_that_lose_to_bicubic() -> None:
     worse.requires_grad_(True)
     bicubic_regret(worse, hr, lr).backward()
     assert worse.grad[0].abs().sum() == 0 and worse.grad[1].abs().sum() > 0
+
+
+def test_steadiness_is_how_far_the_answer_follows_the_noise_of_the_input() -> None:
+    torch.manual_seed(0)
+    lr = torch.full((2, 3, 16, 16), 0.5)
+    identity = torch.nn.Identity()  # passes the noise on
+    constant = lambda x: torch.zeros_like(x)  # noqa: E731 - answers the same whatever the noise
+    assert steadiness(constant, lr, constant(lr)).item() == 0.0
+    # The mean absolute value of N(0, s^2) is s x sqrt(2 / pi).
+    follows = steadiness(identity, lr, identity(lr)).item()
+    assert follows == pytest.approx(STEADY_NOISE * math.sqrt(2 / math.pi), rel=0.1)
+    sr = lr.clone().requires_grad_(True)
+    steadiness(identity, lr, sr).backward()
+    assert sr.grad.abs().sum() > 0  # the clean answer takes the gradient too
 
 
 @pytest.mark.parametrize("patch", [64, 96])

@@ -122,6 +122,13 @@ _SCALES = click.Choice(["2", "3", "4"])
     help="Add this x the per-patch MSE above a bicubic upscale's (patches where the network loses) [0: off].",
 )
 @click.option(
+    "--steady-weight",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    help="srgan: add this x how far the answer moves when the LR gets noise of 2/255 (a still scene's "
+    "frame-to-frame noise): grain that does not flicker [0: off].",
+)
+@click.option(
     "--keep-validated",
     is_flag=True,
     help="Also write each validated step's weights as OUT.stepN.safetensors (to compare a GAN's checkpoints).",

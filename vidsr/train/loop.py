@@ -50,7 +50,7 @@ from vidsr.models.weights import init_from, load_weights, read_metadata, save_we
 from vidsr.split import SplitRecord, on_side
 from vidsr.train.calibrate import calibration_batches
 from vidsr.train.data import EXTRA_SOURCES, ParallelPatchSampler, PatchSampler, load_extra, load_folder
-from vidsr.train.losses import SRGANGeneratorLoss, bicubic_regret, discriminator_loss, pixel_loss
+from vidsr.train.losses import SRGANGeneratorLoss, bicubic_regret, discriminator_loss, pixel_loss, steadiness
 from vidsr.train.validation import make_valset, validate
 
 TRAINABLE = ("espcn", "srresnet", "srgan")
@@ -113,6 +113,8 @@ class TrainConfig:
     val_side: str = "selection"
     # >0: add this x the per-patch excess of MSE over bicubic's (vidsr.train.losses.bicubic_regret).
     regret_weight: float = 0.0
+    # srgan, >0: add this x how far its answer moves when the LR gets a little noise (losses.steadiness).
+    steady_weight: float = 0.0
     # Also write each validated step's weights (<out>.step<N>.safetensors): for choosing among a GAN's
     # checkpoints by what validation does not measure (flicker on the selection clips).
     keep_validated: bool = False
@@ -144,6 +146,8 @@ class TrainConfig:
             raise InputError(f"--patch {self.hr_patch} is not a multiple of the scale {self.scale}")
         if self.model == "srgan" and self.init is None:
             raise ModelError("srgan fine-tunes a trained srresnet: pass its weights with --init")
+        if self.steady_weight and self.model != "srgan":
+            raise InputError("--steady-weight is for srgan: it damps the grain a GAN invents, frame to frame")
         if self.data_workers < 0:
             raise InputError(f"--data-workers {self.data_workers} must be 0 or more")
         if self.precision not in PRECISIONS:
@@ -264,7 +268,8 @@ def _loss_name(config: TrainConfig) -> str:
     if config.model != "srgan":
         return config.loss + regret
     content = "vgg54" if config.vgg_weights else f"l1+{config.fm_weight:g}xfeature-matching"
-    return f"{content}+{config.adv_weight:g}xadversarial{regret}"
+    steady = f"+{config.steady_weight:g}xsteadiness" if config.steady_weight else ""
+    return f"{content}+{config.adv_weight:g}xadversarial{regret}{steady}"
 
 
 def export_metadata(
@@ -487,6 +492,8 @@ def train(
                     loss = parts["loss"]
                 if config.regret_weight:
                     loss = loss + config.regret_weight * bicubic_regret(sr.float(), hr_img, lr_img)
+                if config.steady_weight:
+                    loss = loss + config.steady_weight * steadiness(model, lr_img, sr.float())
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimiser)

@@ -76,6 +76,22 @@ def bicubic_regret(sr: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor) -> torc
     return F.relu(own - floor).mean()
 
 
+# Frame-to-frame noise of a still scene in 8-bit video (sensor and codec): what a steady network may not answer.
+STEADY_NOISE = 2.0 / 255.0
+
+
+def steadiness(model: nn.Module, lr: torch.Tensor, sr: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between ``sr`` (``model``'s answer to ``lr``) and its answer to ``lr`` plus Gaussian noise of
+    :data:`STEADY_NOISE`.
+
+    A GAN's invented grain is a function of the input's finest detail, so two frames of a still scene that
+    differ only by noise get different grain: flicker.  Penalising the difference asks for grain that
+    follows the picture, not the noise; both answers take the gradient.
+    """
+    noisy = (lr + STEADY_NOISE * torch.randn_like(lr)).clamp(0.0, 1.0)
+    return F.l1_loss(model(noisy).float(), sr)
+
+
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy: real HR patches are 1, super-resolved ones 0."""
     real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
