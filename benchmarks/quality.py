@@ -398,16 +398,26 @@ def _flicker_bar(gan: dict, temporal: dict | None) -> list[str]:
     rows = {
         r["name"]: r for r in (temporal or {}).get("rows", []) if r["side"] == "report" and r["scale"] == gan["scale"]
     }
-    base, ours = rows.get("srresnet paper"), rows.get(gan["name"])
+    parent = _parent(gan)
+    base, ours = rows.get(parent), rows.get(gan["name"])
     if not (base and ours):
         return []
     ok = ours["tdiff_error"] <= base["tdiff_error"] * (1 + SRGAN_FLICKER_MARGIN)
+    label = parent.replace("srresnet", "SRResNet")
     return [
-        f"| SRGAN x{gan['scale']} flicker: temporal-difference error <= SRResNet paper's + {SRGAN_FLICKER_MARGIN:.0%} "
-        f"({ours['clip']}) | {gan['name']} | {ours['tdiff_error']:.3f} (srresnet paper {base['tdiff_error']:.3f}, "
+        f"| SRGAN x{gan['scale']} flicker: temporal-difference error <= {label}'s + {SRGAN_FLICKER_MARGIN:.0%} "
+        f"({ours['clip']}) | {gan['name']} | {ours['tdiff_error']:.3f} ({parent} {base['tdiff_error']:.3f}, "
         f"{ours['tdiff_error'] / base['tdiff_error'] - 1:+.1%}); static flicker {ours['static_flicker']:.3f} "
         f"({base['static_flicker']:.3f}) | {'yes' if ok else 'no'} |"
     ]
+
+
+def _parent(gan: dict) -> str:
+    """The entry name of the SRResNet a GAN was fine-tuned from (``srresnet_x4.paper.safetensors``: srresnet paper)."""
+    stem = Path(gan.get("recipe", {}).get("init") or "srresnet_x4.paper.safetensors").name
+    model, _, rest = stem.partition("_x")
+    parts = rest.split(".")
+    return f"{model} {parts[1] if len(parts) > 2 else 'paper'}"
 
 
 def _matrix_tables(payload: dict) -> list[str]:

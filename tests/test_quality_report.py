@@ -102,6 +102,16 @@ def test_each_scale_s_srgan_is_judged_against_that_scale_s_srresnets_and_bicubic
     assert "srresnet paper 6.10" in x2_bar and "bicubic 5.70" in x2_bar and x2_bar.endswith("| no |")  # 5.5 > 5.4
 
 
+def test_a_gan_s_flicker_is_held_to_the_srresnet_it_was_fine_tuned_from(quality) -> None:
+    gan = {"name": "srgan large", "scale": 3, "recipe": {"init": "srresnet_x3.large.safetensors"}}
+    rows = [
+        {"clip": "vtest.avi", "side": "report", "scale": 3, "name": name, "tdiff_error": tdiff, "static_flicker": 0.1}
+        for name, tdiff in (("srresnet paper", 2.0), ("srresnet large", 1.0), ("srgan large", 1.04))
+    ]
+    (bar,) = quality._flicker_bar(gan, {"rows": rows})
+    assert "<= SRResNet large's + 5%" in bar and "(srresnet large 1.000, +4.0%)" in bar and bar.endswith("| yes |")
+
+
 def test_a_documented_mean_of_sets_is_measured_from_its_members_and_named_by_its_weights(quality) -> None:
     """``--weights large+cascade`` has no one file: its entry is made of its members' (histories, digests),
     only when every member ships, and the protocol table names it by what --weights takes."""
