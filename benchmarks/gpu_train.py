@@ -143,9 +143,19 @@ def steps_done(state: Path, run: PlannedRun) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
 
 
+def finished_by_log(state: Path) -> set[str]:
+    """The runs a collected lease finished, by the leases log (``--collect`` keeps dry runs out of the real one):
+    what says a run is done once its exported weights have left the tree for the history (the tree travels to
+    every lease, in 64 MiB)."""
+    log = state / LEASES
+    records = (r for line in (log.read_text().splitlines() if log.is_file() else ()) for r in json.loads(line)["runs"])
+    return {r["run"] for r in records if r["finished"]}
+
+
 def next_runs(state: Path, plan: tuple[PlannedRun, ...]) -> list[PlannedRun]:
     """The runs not finished yet, in the plan's order."""
-    return [run for run in plan if not finished_weights(state, run).is_file()]
+    done = finished_by_log(state)
+    return [run for run in plan if not finished_weights(state, run).is_file() and run.name not in done]
 
 
 def lease_precision(device: str) -> str:
@@ -373,7 +383,9 @@ def plan_only(state: Path) -> int:
     pending = next_runs(state, PLAN)
     for run in PLAN:
         if run not in pending:
-            print(f"{run.name}: finished ({finished_weights(state, run)})")
+            weights = finished_weights(state, run)
+            where = weights if weights.is_file() else "by the leases log; its weights are in the history"
+            print(f"{run.name}: finished ({where})")
             continue
         step = steps_done(state, run)
         print(f"{run.name}: {'step ' + str(step) if step else 'not started'} of {run.options['steps']}")
