@@ -63,7 +63,7 @@ from vidsr.temporal import temporal_score  # noqa: E402
 from vidsr.train.validation import SRGAN_MIN_GAIN  # noqa: E402
 
 FLICKER_MARGIN = 0.05  # at most 5 % more temporal-difference error than the SRResNet it came from
-NIQE_MARGIN = 1.0  # NIQE at least this far below the SRResNet's (the bar: 0.3, on photos nobody picked on)
+NIQE_MARGIN = 1.0  # NIQE this far below the lower of the SRResNet's and bicubic's (the bar: 0.3, on unpicked photos)
 RULE = (  # what the --json report records; written from the constants above so the two cannot disagree
     f"v3: gain >= {SRGAN_MIN_GAIN} dB, flicker <= +{FLICKER_MARGIN:.0%}, "
     f"NIQE <= min(reference, bicubic) - {NIQE_MARGIN}; highest gain"
