@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -89,28 +90,42 @@ def shrink(src: Path, dest: Path) -> None:
         image.save(dest)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def photo_parser(description: str) -> argparse.ArgumentParser:
+    """The options every photo-fetching script takes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("out", type=Path, nargs="?", help="folder to write the photos to [the source's cache folder]")
     parser.add_argument("--with", dest="base", type=Path, help="also copy this folder's images into OUT")
-    args = parser.parse_args(argv)
-    out = args.out or extra_photo_dir("debian-wallpapers")
+    return parser
+
+
+def write_folder(out: Path, base: Path | None, fill: Callable[[Path, Path], None]) -> int:
+    """Write a photo folder whole or not at all: ``fill(partial, work)`` writes the chosen photos into
+    ``partial`` (``work``: a scratch folder), ``base``'s images join them, and ``partial`` becomes ``out``."""
     partial = out.with_name(out.name + ".partial")  # renamed into place once whole
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for package, members in CHOSEN.items():
-            root = fetch(package, Path(tmp))
-            for member in members:
-                shrink(root / member, partial / photo_name(package, member))
-    if args.base:
-        for path in sorted(args.base.iterdir()):
+        fill(partial, Path(tmp))
+    if base:
+        for path in sorted(base.iterdir()):
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 shutil.copy2(path, partial / path.name)
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     print(f"{len(list(out.iterdir()))} photos in {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = photo_parser(__doc__.splitlines()[0]).parse_args(argv)
+
+    def fill(partial: Path, work: Path) -> None:
+        for package, members in CHOSEN.items():
+            root = fetch(package, work)
+            for member in members:
+                shrink(root / member, partial / photo_name(package, member))
+
+    return write_folder(args.out or extra_photo_dir("debian-wallpapers"), args.base, fill)
 
 
 if __name__ == "__main__":

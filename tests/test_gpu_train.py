@@ -90,6 +90,28 @@ def test_workers_do_not_inherit_the_training_process_s_pyav(photos) -> None:
     assert lr.shape == (2, 3, 16, 16) and hr.shape == (2, 3, 32, 32)
 
 
+def test_hundreds_of_photos_reach_a_worker_as_a_few_buffers(monkeypatch) -> None:
+    """Each tensor went to a worker through a file descriptor of its own: 325 photos passed the fork
+    server's limit of 256 ("too many fds").  They go packed, and come out the same photos."""
+    from vidsr.train import data
+
+    monkeypatch.setattr(data, "PACK_BYTES", 3 * 40 * 40 * 100)  # packs of 100 photos
+    g = torch.Generator().manual_seed(3)
+    images = [torch.randint(0, 256, (3, 40, 40 + i % 7), generator=g, dtype=torch.uint8) for i in range(300)]
+    sampler = PatchSampler(images, scale=2, patch=32, colour="rgb", seed=7, degradations="protocol")
+    workers = ParallelPatchSampler(sampler, size=3, workers=1)
+    try:
+        got = _draw(workers, 2)
+    finally:
+        workers.close()
+    assert len(sampler._packs) > 2  # several buffers, each under the limit
+    assert all(flat.numel() <= data.PACK_BYTES for flat, _ in sampler._packs)
+    here = PatchSampler(images, scale=2, patch=32, colour="rgb", seed=7, degradations="protocol")
+    expected = [here.draw(data.batch_rng(7, k), 3) for k in range(2)]
+    for (lr_a, hr_a), (lr_b, hr_b) in zip(got, expected, strict=True):
+        assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
+
+
 def test_a_checkpoint_resumes_only_with_its_own_way_of_drawing(photos) -> None:
     in_process = _sampler(photos[0])
     in_process.batch(3)
@@ -200,8 +222,8 @@ def test_a_run_goes_on_from_lease_to_lease(gpu_train, photos, tmp_path: Path, ca
 def test_a_lease_trains_in_bf16_where_the_cpu_has_it(gpu_train, monkeypatch) -> None:
     assert gpu_train.lease_precision("cuda") == "auto"  # vidsr train's float16 autocast
     for amx, avx512_bf16, want in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx, raising=False)
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         assert gpu_train.lease_precision("cpu") == want
 
 

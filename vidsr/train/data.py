@@ -50,11 +50,16 @@ def load_folder(folder: str | Path) -> list[torch.Tensor]:
 # They are small, sharp and pixel-exact where the 20 training photos are large JPEGs; no held-out
 # set is drawn from scikit-image.
 SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "rocket")
-# 22 photographs of Debian's wallpaper packages (Lomiri, MATE, Plasma: CC0, CC-BY, CC-BY-SA, GPL-2+), which
-# ``benchmarks/debian_photos.py`` fetches with apt into :func:`extra_photo_dir` before a run; vidsr
-# itself fetches nothing.
-DEBIAN_PHOTOS = 22
-EXTRA_SOURCES = ("scikit-image", "debian-wallpapers")
+# Photographs of registry packages that a developer's script fetches into :func:`extra_photo_dir` before a
+# run (vidsr itself fetches nothing): how many each source holds, and the script.  Debian's wallpaper
+# packages (Lomiri, MATE, Plasma: CC0, CC-BY, CC-BY-SA, GPL-2+) with apt; Ubuntu's (its releases' photo
+# contests: CC-BY-SA, CC-BY, CC0) from Ubuntu's archive.
+FETCHED_SOURCES = {
+    "debian-wallpapers": (22, "python benchmarks/debian_photos.py"),
+    "ubuntu-wallpapers": (274, "python benchmarks/ubuntu_photos.py"),
+}
+DEBIAN_PHOTOS = FETCHED_SOURCES["debian-wallpapers"][0]
+EXTRA_SOURCES = ("scikit-image", *FETCHED_SOURCES)
 PHOTO_DIR_ENV = "VIDSR_PHOTO_DIR"
 
 
@@ -68,8 +73,8 @@ def load_extra(source: str) -> list[torch.Tensor]:
     """The images of a photo source named by ``source`` as uint8 ``(3, H, W)`` tensors."""
     if source not in EXTRA_SOURCES:
         raise InputError(f"unknown extra photo source {source!r}; choose from {', '.join(EXTRA_SOURCES)}")
-    if source == "debian-wallpapers":
-        return _load_fetched(source, DEBIAN_PHOTOS, "python benchmarks/debian_photos.py")
+    if source in FETCHED_SOURCES:
+        return _load_fetched(source, *FETCHED_SOURCES[source])
     try:
         import skimage.data
     except ImportError:
@@ -88,6 +93,19 @@ def _load_fetched(source: str, count: int, how: str) -> list[torch.Tensor]:
     if found != count:  # a partial or stale folder would change the training set without saying so
         raise InputError(f"--extra-photos {source} needs its {count} photos in {folder} ({found} there): {how}")
     return load_folder(folder)
+
+
+PACK_BYTES = 1 << 30  # the most one shared buffer of a sampler's photos holds on its way to a worker
+
+
+def _pack(images: list[torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.Size]]]:
+    """``images`` as flat uint8 buffers of at most :data:`PACK_BYTES` (one image may exceed it) and shapes."""
+    packs: list[list[torch.Tensor]] = [[]]
+    for im in images:
+        if packs[-1] and sum(p.numel() for p in packs[-1]) + im.numel() > PACK_BYTES:
+            packs.append([])
+        packs[-1].append(im)
+    return [(torch.cat([im.reshape(-1) for im in pack]), [im.shape for im in pack]) for pack in packs]
 
 
 class PatchSampler:
@@ -123,6 +141,22 @@ class PatchSampler:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.drawn = 0  # batches drawn: the sampler's position, saved with its generator state
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A batch worker receives the sampler pickled, and torch shares each tensor with it through a file
+        # descriptor of its own: a few hundred photos passed the forkserver's limit ("too many fds").  They
+        # go as a few flat buffers and their shapes, kept with the sampler: the worker maps them after
+        # the pickling returns, and buffers made for the pickle alone were freed by then.
+        if getattr(self, "_packs", None) is None:
+            self._packs = _pack(self.images)
+        return {**self.__dict__, "images": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        images = []
+        for flat, shapes in state["_packs"]:
+            sizes = [int(np.prod(shape)) for shape in shapes]
+            images += [part.view(shape) for part, shape in zip(flat.split(sizes), shapes, strict=True)]
+        self.__dict__.update({**state, "images": images})
 
     def _crop(self, rng: np.random.Generator) -> torch.Tensor:
         im = self.images[int(rng.integers(len(self.images)))]

@@ -1,0 +1,78 @@
+"""benchmarks/ubuntu_photos.py and ``--extra-photos ubuntu-wallpapers``: packages checked against their
+SHA-256, the chosen photos shrunk and named by package, where the training loader looks for them."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import load_script
+from PIL import Image
+
+from vidsr.errors import InputError
+from vidsr.train import data as data_module
+
+
+@pytest.fixture(scope="module")
+def photos():
+    yield load_script("ubuntu_photos", "ubuntu_photos_benchmark")
+    sys.modules.pop("ubuntu_photos_benchmark", None)
+    sys.modules.pop("debian_photos", None)
+
+
+def test_the_list_names_each_photo_once_and_as_many_as_the_loader_expects(photos) -> None:
+    listing = photos.chosen()
+    names = [(p, n) for p, entry in listing["packages"].items() for n in entry["photos"]]
+    assert len(names) == len(set(names)) == data_module.FETCHED_SOURCES["ubuntu-wallpapers"][0]
+    for package, entry in listing["packages"].items():
+        assert entry["file"].endswith(".deb") and f"/{package}_" in entry["file"]
+        assert len(entry["sha256"]) == 64 and int(entry["sha256"], 16) >= 0
+
+
+def test_a_download_is_kept_only_when_its_bytes_match(photos, tmp_path: Path) -> None:
+    source = tmp_path / "pkg.deb"
+    source.write_bytes(b"not really a package")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    debs = tmp_path / "debs"
+    debs.mkdir()
+
+    got = photos.download(source.as_uri(), debs / "pkg.deb", digest)
+    assert got.read_bytes() == source.read_bytes()
+    source.write_bytes(b"changed upstream")  # the kept file is reused: nothing is downloaded again
+    assert photos.download(source.as_uri(), debs / "pkg.deb", digest).read_bytes() == b"not really a package"
+
+    with pytest.raises(SystemExit, match="does not match its SHA-256"):
+        photos.download(source.as_uri(), debs / "other.deb", digest)
+    assert sorted(p.name for p in debs.iterdir()) == ["pkg.deb"]  # nothing half-checked left behind
+
+
+def test_the_chosen_photos_land_shrunk_and_the_loader_takes_them(photos, tmp_path: Path, monkeypatch) -> None:
+    listing = photos.chosen()
+    fetched: list[str] = []
+
+    def fetch(package: str, entry: dict, archive: str, debs: Path, work: Path) -> Path:
+        fetched.append(package)
+        root = work / package
+        for name in entry["photos"]:
+            path = root / listing["folder"] / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (3840, 2160) if len(fetched) == 1 else (64, 48), (40, 90, 160)).save(path)
+        return root
+
+    monkeypatch.setattr(photos, "fetch", fetch)
+    monkeypatch.setenv(data_module.PHOTO_DIR_ENV, str(tmp_path / "photos"))
+    with pytest.raises(InputError, match=r"ubuntu-wallpapers needs its 274 photos .*\(0 there\).*ubuntu_photos.py"):
+        data_module.load_extra("ubuntu-wallpapers")
+
+    assert photos.main([]) == 0
+
+    folder = data_module.extra_photo_dir("ubuntu-wallpapers")
+    assert fetched == list(listing["packages"])
+    first = next(iter(listing["packages"]))
+    name = listing["packages"][first]["photos"][0]
+    with Image.open(folder / f"{first}--{Path(name).stem}.png") as image:
+        assert image.size == (2560, 1440)  # shrunk to the long side, aspect kept
+    assert len(data_module.load_extra("ubuntu-wallpapers")) == 274
+    assert not folder.with_name("ubuntu-wallpapers.partial").exists()
