@@ -108,6 +108,15 @@ def _pack(images: list[torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.Siz
     return [(torch.cat([im.reshape(-1) for im in pack]), [im.shape for im in pack]) for pack in packs]
 
 
+def _unpack(packs: list[tuple[torch.Tensor, list[torch.Size]]]) -> list[torch.Tensor]:
+    """The images of :func:`_pack`'s buffers, as views of them."""
+    images = []
+    for flat, shapes in packs:
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        images += [part.view(shape) for part, shape in zip(flat.split(sizes), shapes, strict=True)]
+    return images
+
+
 class PatchSampler:
     """Draws batches of (LR, HR) patch pairs from images held in memory.
 
@@ -145,18 +154,16 @@ class PatchSampler:
     def __getstate__(self) -> dict[str, Any]:
         # A batch worker receives the sampler pickled, and torch shares each tensor with it through a file
         # descriptor of its own: a few hundred photos passed the forkserver's limit ("too many fds").  They
-        # go as a few flat buffers and their shapes, kept with the sampler: the worker maps them after
-        # the pickling returns, and buffers made for the pickle alone were freed by then.
+        # go as a few flat buffers and their shapes, kept with the sampler (the worker maps them after the
+        # pickling returns: buffers made for the pickle alone were freed by then), the photos here
+        # becoming views of them so that they are held once.
         if getattr(self, "_packs", None) is None:
             self._packs = _pack(self.images)
+            self.images = _unpack(self._packs)
         return {**self.__dict__, "images": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        images = []
-        for flat, shapes in state["_packs"]:
-            sizes = [int(np.prod(shape)) for shape in shapes]
-            images += [part.view(shape) for part, shape in zip(flat.split(sizes), shapes, strict=True)]
-        self.__dict__.update({**state, "images": images})
+        self.__dict__.update({**state, "images": _unpack(state["_packs"])})
 
     def _crop(self, rng: np.random.Generator) -> torch.Tensor:
         im = self.images[int(rng.integers(len(self.images)))]
