@@ -101,10 +101,13 @@ PACK_BYTES = 1 << 30  # the most one shared buffer of a sampler's photos holds o
 def _pack(images: list[torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.Size]]]:
     """``images`` as flat uint8 buffers of at most :data:`PACK_BYTES` (one image may exceed it) and shapes."""
     packs: list[list[torch.Tensor]] = [[]]
+    size = 0  # bytes in the last pack
     for im in images:
-        if packs[-1] and sum(p.numel() for p in packs[-1]) + im.numel() > PACK_BYTES:
+        if packs[-1] and size + im.numel() > PACK_BYTES:
             packs.append([])
+            size = 0
         packs[-1].append(im)
+        size += im.numel()
     return [(torch.cat([im.reshape(-1) for im in pack]), [im.shape for im in pack]) for pack in packs]
 
 
