@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -178,8 +179,10 @@ def main() -> None:
     folder = "/".join(args.val.resolve().parts[-3:])
     records = {side: SplitRecord(folder, side, tuple(n for n, _ in sides[side])) for side in SIDES}
     old = args.out / "quality.json"
-    kept = json.loads(old.read_text()).get("entries", []) if args.reuse and old.is_file() else []
-    kept = [e for e in kept if "report" in e]  # entries from before the split have no sides: measured again
+    before = json.loads(old.read_text()) if args.reuse and old.is_file() else {}
+    # entries from before the split have no sides: measured again; the others keep the machine they were
+    # measured on (the file's, for entries from before each entry named its own)
+    kept = [{"machine": before.get("machine"), **e} for e in before.get("entries", []) if "report" in e]
     entries, skipped = [], []
     for path in sorted(SHIPPED_DIR.glob("*.safetensors")):
         digest = tensor_digest(path)
@@ -249,7 +252,7 @@ def main() -> None:
     }
     temporal = args.out / "temporal.json"
     payload = {
-        "machine": _machine(),
+        "machine": _machines(entries),
         "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality.py",
         "val_set": folder,
         "split": {"rule": RULE_TEXT, **{side: list(records[side].images) for side in SIDES}},
@@ -308,7 +311,19 @@ def _measured(entry: dict, weights: Path | str, kept: list[dict], sides: dict) -
     for side in SIDES:
         entry[side] = measure(sides[side], entry["scale"], upscale, entry["model"])
     entry["seconds"] = round(time.perf_counter() - started, 1)
+    entry["machine"] = _machine()
     return entry
+
+
+def _machines(entries: list[dict]) -> str:
+    """The machines the entries were measured on, most entries first (``--reuse`` mixes sessions)."""
+    ranked = Counter(e.get("machine") or _machine() for e in entries).most_common()
+    if len(ranked) == 1:
+        return ranked[0][0]
+    return (
+        "; ".join(f"{m} for {n} {'entry' if n == 1 else 'entries'}" for m, n in ranked)
+        + " (each entry's in `quality.json`)"
+    )
 
 
 def _machine() -> str:
@@ -318,7 +333,11 @@ def _machine() -> str:
             ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln
         ]
         cpu = names[0] if names else cpu
-    return f"CPU ({cpu}, {os.cpu_count()} cores, one thread, no GPU used, torch {torch.__version__})"
+    threads = torch.get_num_threads()
+    return (
+        f"CPU ({cpu}, {os.cpu_count()} cores, {'one thread' if threads == 1 else f'{threads} threads'}, "
+        f"no GPU used, torch {torch.__version__})"
+    )
 
 
 # --- rendering -------------------------------------------------------------------------------------
@@ -495,7 +514,7 @@ def _temporal_table(payload: dict) -> list[str]:
         "**static flicker** (mean change of the output where the original is still). Lower is steadier; bicubic's",
         "figures are the yardstick. `vtest.avi` is on the report side; `box.mp4` and `tree.avi` on the selection side.",
         f"Machine: {temporal['machine']}. Command: `{temporal['command']}`"
-        + "".join(f"; rows added or measured again by `{c}`" for c in temporal.get("updated_by", []))
+        + "".join(f"; rows added or measured again by {_update(u)}" for u in temporal.get("updated_by", []))
         + ".",
         "",
         "| clip (side) | scale | model | PSNR-Y | temporal-difference error | static flicker |",
@@ -507,6 +526,13 @@ def _temporal_table(payload: dict) -> list[str]:
             f"{r['static_flicker']:.3f} |"
         )
     return lines
+
+
+def _update(update: str | dict) -> str:
+    """One ``--update`` of temporal.json: its command, and its machine where it differs (older ones: a command)."""
+    if isinstance(update, str):
+        return f"`{update}`"
+    return f"`{update['command']}` on {update['machine']}"
 
 
 def render(payload: dict) -> str:

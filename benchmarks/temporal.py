@@ -150,8 +150,12 @@ def main() -> None:
     if args.update and args.out.is_file():  # the file stays what its first command made, some rows newer
         old = json.loads(args.out.read_text())
         payload |= {
+            "machine": old["machine"],
             "command": old["command"],
-            "updated_by": [*old.get("updated_by", []), command + " --update"],
+            "updated_by": [
+                *old.get("updated_by", []),
+                {"command": f"{command} --update", "machine": payload["machine"]},
+            ],
             "rows": updated_rows(old["rows"], rows),
         }
     args.out.write_text(json.dumps(payload, indent=1) + "\n")

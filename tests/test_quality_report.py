@@ -142,3 +142,21 @@ def test_a_documented_mean_of_sets_is_measured_from_its_members_and_named_by_its
     assert "| `--weights large+cascade` |  | x4 |" in text
     best = next(line for line in text.splitlines() if line.startswith("| x4 best set"))
     assert "srresnet large+cascade" in best  # the highest selection-side mean6
+
+
+def test_reused_entries_keep_the_machine_they_were_measured_on(quality) -> None:
+    """``--reuse`` mixes sessions: an entry kept from an earlier quality.json keeps its machine, the header
+    names every machine, and temporal.json's later ``--update`` runs name theirs."""
+    kept = _entry("espcn", True, [0.5] * 7, [1.0] * 7)
+    kept.update(tensors_sha256="abc", machine="CPU (old box)")
+    entry = {k: v for k, v in kept.items() if k not in ("report", "selection", "machine")}
+    reused = quality._measured(entry, "unused.safetensors", [kept], sides={})  # same tensors: not measured
+    assert reused["machine"] == "CPU (old box)" and reused["report"] == kept["report"]
+    other = {**kept, "machine": "CPU (new box)"}
+    assert quality._machines([reused, reused]) == "CPU (old box)"
+    header = quality._machines([reused, other, reused])
+    assert header.startswith("CPU (old box) for 2 entries; CPU (new box) for 1 entry")
+    assert quality._update("temporal.py --update") == "`temporal.py --update`"
+    assert quality._update({"command": "temporal.py --update", "machine": "CPU (new box)"}) == (
+        "`temporal.py --update` on CPU (new box)"
+    )
