@@ -317,7 +317,8 @@ def _measured(entry: dict, weights: Path | str, kept: list[dict], sides: dict) -
 
 def _machines(entries: list[dict]) -> str:
     """The machines the entries were measured on, most entries first (``--reuse`` mixes sessions)."""
-    ranked = Counter(e.get("machine") or _machine() for e in entries).most_common()
+    here = _machine()  # for entries measured now outside _measured (OpenCV's networks)
+    ranked = Counter(e.get("machine") or here for e in entries).most_common()
     if len(ranked) == 1:
         return ranked[0][0]
     return (
@@ -529,7 +530,7 @@ def _temporal_table(payload: dict) -> list[str]:
 
 
 def _update(update: str | dict) -> str:
-    """One ``--update`` of temporal.json: its command, and its machine where it differs (older ones: a command)."""
+    """One ``--update`` of temporal.json: its command and machine (updates from before it named one: a command)."""
     if isinstance(update, str):
         return f"`{update}`"
     return f"`{update['command']}` on {update['machine']}"
