@@ -371,10 +371,11 @@ def _bars(entries: list[dict], references: dict | None = None, temporal: dict | 
         best = best_at(entries, scale)
         if best:
             m = best["report"]["matrix"]
-            ok = m["worst_gain"] >= BEST_WORST and mean6(m) >= BEST_MEAN6
+            six = mean6(m)
+            ok = m["worst_gain"] >= BEST_WORST and six >= BEST_MEAN6
             lines.append(
                 f"| x{scale} best set: every row >= {BEST_WORST:+.1f}, six-row mean >= {BEST_MEAN6:+.1f} "
-                f"| {best['name']} | worst {m['worst_gain']:+.2f}, mean6 {mean6(m):+.3f} | {'yes' if ok else 'no'} |"
+                f"| {best['name']} | worst {m['worst_gain']:+.2f}, mean6 {six:+.3f} | {'yes' if ok else 'no'} |"
             )
     for e in entries:
         if e.get("default") and "report" in e and e["model"] in ("espcn",):
