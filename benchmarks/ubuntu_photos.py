@@ -17,6 +17,16 @@ downloads the 33 packages (about 680 MB; ``--debs DIR`` keeps them there and reu
 against its SHA-256, and writes each chosen photo shrunk as ``debian_photos.py`` does, to the folder
 ``--extra-photos ubuntu-wallpapers`` reads, whole or not at all.  The photos are never committed or
 shipped; this is a developer's step, as the Debian one.
+
+``--source ubuntu-flavours`` does the same for the photographs of the Ubuntu flavours' wallpaper packages
+(Budgie's, Cinnamon's, Edubuntu's, Kylin's, MATE's, Studio's and Xubuntu's community ones: CC-BY-SA,
+CC-BY, CC0, each package's ``copyright`` file), chosen by the same rule from contact sheets of all 737
+images of 72 packages before any was trained on: 469 photos of 57 packages (about 1.2 GB to download).  Any
+candidate whose thumbnail correlated above 0.9 with a photo already used, or with another candidate (the
+flavours repeat photos across releases), was left out unseen: losing a few distinct photos costs less
+than training twice on one or on a held-out one (no candidate came above 0.76 with ``shared/data/val``).
+Listed in ``ubuntu_flavour_photos.json`` (Ubuntu 25.10's index; paths under ``usr/share``: the flavours
+keep them in several folders).
 """
 
 from __future__ import annotations
@@ -35,13 +45,16 @@ from debian_photos import photo_name, photo_parser, shrink, write_folder
 
 from vidsr.train.data import extra_photo_dir
 
-LIST = Path(__file__).with_name("ubuntu_photos.json")
+# source -> its list: the archive, the folder the photos sit in, and per package its pool file, SHA-256
+# and chosen photos (paths under that folder)
+LISTS = {
+    "ubuntu-wallpapers": Path(__file__).with_name("ubuntu_photos.json"),
+    "ubuntu-flavours": Path(__file__).with_name("ubuntu_flavour_photos.json"),
+}
 
 
-def chosen() -> dict:
-    """``ubuntu_photos.json``: the archive, the folder the photos sit in, and per package its pool file,
-    SHA-256 and chosen photos."""
-    return json.loads(LIST.read_text())
+def chosen(source: str = "ubuntu-wallpapers") -> dict:
+    return json.loads(LISTS[source].read_text())
 
 
 def sha256_of(path: Path) -> str:
@@ -61,7 +74,7 @@ def download(url: str, dest: Path, sha256: str) -> Path:
         shutil.copyfileobj(response, f, 1 << 20)
     if sha256_of(partial) != sha256:
         partial.unlink()
-        raise SystemExit(f"Error: {url} does not match its SHA-256 in {LIST.name}")
+        raise SystemExit(f"Error: {url} does not match its SHA-256 in the list")
     return partial.replace(dest)
 
 
@@ -76,8 +89,9 @@ def fetch(package: str, entry: dict, archive: str, debs: Path, work: Path) -> Pa
 def main(argv: list[str] | None = None) -> int:
     parser = photo_parser(__doc__.splitlines()[0])
     parser.add_argument("--debs", type=Path, help="keep the downloaded packages here, and reuse those already here")
+    parser.add_argument("--source", choices=list(LISTS), default="ubuntu-wallpapers", help="which list to fetch")
     args = parser.parse_args(argv)
-    listing = chosen()
+    listing = chosen(args.source)
 
     def fill(partial: Path, work: Path) -> None:
         folder = args.debs or work
@@ -87,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in entry["photos"]:
                 member = f"{listing['folder']}/{name}"
                 shrink(root / member, partial / photo_name(package, member))
-            shutil.rmtree(root)  # unpacked, the 33 packages would take about 1 GB at once
+            shutil.rmtree(root)  # unpacked all at once, the packages would take 1-2 GB
 
-    return write_folder(args.out or extra_photo_dir("ubuntu-wallpapers"), args.base, fill)
+    return write_folder(args.out or extra_photo_dir(args.source), args.base, fill)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""benchmarks/ubuntu_photos.py and ``--extra-photos ubuntu-wallpapers``: packages checked against their
-SHA-256, the chosen photos shrunk and named by package, where the training loader looks for them."""
+"""benchmarks/ubuntu_photos.py and ``--extra-photos ubuntu-wallpapers`` / ``ubuntu-flavours``: packages
+checked against their SHA-256, the chosen photos shrunk and named by package, where the training loader
+looks for them."""
 
 from __future__ import annotations
 
@@ -22,10 +23,14 @@ def photos():
     sys.modules.pop("debian_photos", None)
 
 
-def test_the_list_names_each_photo_once_and_as_many_as_the_loader_expects(photos) -> None:
-    listing = photos.chosen()
-    names = [(p, n) for p, entry in listing["packages"].items() for n in entry["photos"]]
-    assert len(names) == len(set(names)) == data_module.FETCHED_SOURCES["ubuntu-wallpapers"][0]
+SOURCES = ("ubuntu-wallpapers", "ubuntu-flavours")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_list_names_each_photo_once_and_as_many_as_the_loader_expects(photos, source: str) -> None:
+    listing = photos.chosen(source)
+    names = [photos.photo_name(p, n) for p, entry in listing["packages"].items() for n in entry["photos"]]
+    assert len(names) == len(set(names)) == data_module.FETCHED_SOURCES[source][0]  # no two land on one file
     for package, entry in listing["packages"].items():
         assert entry["file"].endswith(".deb") and f"/{package}_" in entry["file"]
         assert len(entry["sha256"]) == 64 and int(entry["sha256"], 16) >= 0
@@ -48,8 +53,12 @@ def test_a_download_is_kept_only_when_its_bytes_match(photos, tmp_path: Path) ->
     assert sorted(p.name for p in debs.iterdir()) == ["pkg.deb"]  # nothing half-checked left behind
 
 
-def test_the_chosen_photos_land_shrunk_and_the_loader_takes_them(photos, tmp_path: Path, monkeypatch) -> None:
-    listing = photos.chosen()
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_chosen_photos_land_shrunk_and_the_loader_takes_them(
+    photos, source: str, tmp_path: Path, monkeypatch
+) -> None:
+    listing = photos.chosen(source)
+    count = data_module.FETCHED_SOURCES[source][0]
     fetched: list[str] = []
 
     def fetch(package: str, entry: dict, archive: str, debs: Path, work: Path) -> Path:
@@ -63,16 +72,16 @@ def test_the_chosen_photos_land_shrunk_and_the_loader_takes_them(photos, tmp_pat
 
     monkeypatch.setattr(photos, "fetch", fetch)
     monkeypatch.setenv(data_module.PHOTO_DIR_ENV, str(tmp_path / "photos"))
-    with pytest.raises(InputError, match=r"ubuntu-wallpapers needs its 274 photos .*\(0 there\).*ubuntu_photos.py"):
-        data_module.load_extra("ubuntu-wallpapers")
+    with pytest.raises(InputError, match=rf"{source} needs its {count} photos .*\(0 there\).*ubuntu_photos.py"):
+        data_module.load_extra(source)
 
-    assert photos.main([]) == 0
+    assert photos.main(["--source", source]) == 0
 
-    folder = data_module.extra_photo_dir("ubuntu-wallpapers")
+    folder = data_module.extra_photo_dir(source)
     assert fetched == list(listing["packages"])
     first = next(iter(listing["packages"]))
     name = listing["packages"][first]["photos"][0]
     with Image.open(folder / f"{first}--{Path(name).stem}.png") as image:
         assert image.size == (2560, 1440)  # shrunk to the long side, aspect kept
-    assert len(data_module.load_extra("ubuntu-wallpapers")) == 274
-    assert not folder.with_name("ubuntu-wallpapers.partial").exists()
+    assert len(data_module.load_extra(source)) == count
+    assert not folder.with_name(f"{source}.partial").exists()

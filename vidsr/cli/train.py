@@ -11,7 +11,8 @@ from vidsr.cli.options import MODEL_NAMES
 
 # vidsr.degrade.RECIPES, spelled out so the CLI starts without importing torch (a test keeps them equal).
 RECIPE_NAMES = ("protocol", "robust-v1", "robust-v2", "robust-v3", "robust-v4", "robust-v5", "robust-v6")
-EXTRA_SOURCES = ("scikit-image", "debian-wallpapers", "ubuntu-wallpapers")  # vidsr.train.data.EXTRA_SOURCES, likewise
+# vidsr.train.data.EXTRA_SOURCES, likewise
+EXTRA_SOURCES = ("scikit-image", "debian-wallpapers", "ubuntu-wallpapers", "ubuntu-flavours")
 
 _SCALES = click.Choice(["2", "3", "4"])
 
@@ -97,8 +98,9 @@ _SCALES = click.Choice(["2", "3", "4"])
     type=click.Choice(EXTRA_SOURCES),
     multiple=True,
     help="Also train on openly licensed photos of registry packages: scikit-image (its wheel's 9, CC0 or "
-    "public domain), debian-wallpapers (22, fetched first by benchmarks/debian_photos.py) or ubuntu-wallpapers "
-    "(274, fetched first by benchmarks/ubuntu_photos.py).",
+    "public domain), debian-wallpapers (22, fetched first by benchmarks/debian_photos.py), ubuntu-wallpapers "
+    "(274, fetched first by benchmarks/ubuntu_photos.py) or ubuntu-flavours (469, fetched first by "
+    "benchmarks/ubuntu_photos.py --source ubuntu-flavours).",
 )
 @click.option(
     "--hr-zoom",

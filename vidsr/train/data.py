@@ -53,10 +53,12 @@ SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", 
 # Photographs of registry packages that a developer's script fetches into :func:`extra_photo_dir` before a
 # run (vidsr itself fetches nothing): how many each source holds, and the script.  Debian's wallpaper
 # packages (Lomiri, MATE, Plasma: CC0, CC-BY, CC-BY-SA, GPL-2+) with apt; Ubuntu's (its releases' photo
-# contests: CC-BY-SA, CC-BY, CC0) from Ubuntu's archive.
+# contests: CC-BY-SA, CC-BY, CC0) and its flavours' (Budgie, Cinnamon, Edubuntu, Kylin, MATE, Studio,
+# Xubuntu) from Ubuntu's archive.
 FETCHED_SOURCES = {
     "debian-wallpapers": (22, "python benchmarks/debian_photos.py"),
     "ubuntu-wallpapers": (274, "python benchmarks/ubuntu_photos.py"),
+    "ubuntu-flavours": (469, "python benchmarks/ubuntu_photos.py --source ubuntu-flavours"),
 }
 DEBIAN_PHOTOS = FETCHED_SOURCES["debian-wallpapers"][0]
 EXTRA_SOURCES = ("scikit-image", *FETCHED_SOURCES)
