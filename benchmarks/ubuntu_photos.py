@@ -54,6 +54,7 @@ LISTS = {
 
 
 def chosen(source: str = "ubuntu-wallpapers") -> dict:
+    """The list of ``source`` (a key of ``LISTS``), as its JSON file holds it."""
     return json.loads(LISTS[source].read_text())
 
 
