@@ -66,8 +66,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path, sha256: str) -> Path:
-    """``url`` at ``dest`` unless a file with that SHA-256 is there already; refused if the bytes differ."""
+def download(url: str, dest: Path, sha256: str, listed_in: Path) -> Path:
+    """``url`` at ``dest`` unless a file with that SHA-256 is there already; refused if the bytes differ
+    from the SHA-256 that ``listed_in`` (the list's JSON file) gives."""
     if dest.is_file() and sha256_of(dest) == sha256:
         return dest
     partial = dest.with_name(dest.name + ".partial")
@@ -75,13 +76,13 @@ def download(url: str, dest: Path, sha256: str) -> Path:
         shutil.copyfileobj(response, f, 1 << 20)
     if sha256_of(partial) != sha256:
         partial.unlink()
-        raise SystemExit(f"Error: {url} does not match its SHA-256 in the list")
+        raise SystemExit(f"Error: {url} does not match its SHA-256 in {listed_in.name}")
     return partial.replace(dest)
 
 
-def fetch(package: str, entry: dict, archive: str, debs: Path, work: Path) -> Path:
+def fetch(package: str, entry: dict, archive: str, debs: Path, work: Path, listed_in: Path) -> Path:
     """Download ``package`` into ``debs`` and unpack it under ``work``: the unpacked root."""
-    deb = download(archive + entry["file"], debs / Path(entry["file"]).name, entry["sha256"])
+    deb = download(archive + entry["file"], debs / Path(entry["file"]).name, entry["sha256"], listed_in)
     root = work / package
     subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
     return root
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.debs or work
         folder.mkdir(parents=True, exist_ok=True)
         for package, entry in listing["packages"].items():
-            root = fetch(package, entry, listing["archive"], folder, work)
+            root = fetch(package, entry, listing["archive"], folder, work, LISTS[args.source])
             for name in entry["photos"]:
                 member = f"{listing['folder']}/{name}"
                 shrink(root / member, partial / photo_name(package, member))

@@ -43,13 +43,14 @@ def test_a_download_is_kept_only_when_its_bytes_match(photos, tmp_path: Path) ->
     debs = tmp_path / "debs"
     debs.mkdir()
 
-    got = photos.download(source.as_uri(), debs / "pkg.deb", digest)
+    listed_in = photos.LISTS["ubuntu-wallpapers"]
+    got = photos.download(source.as_uri(), debs / "pkg.deb", digest, listed_in)
     assert got.read_bytes() == source.read_bytes()
     source.write_bytes(b"changed upstream")  # the kept file is reused: nothing is downloaded again
-    assert photos.download(source.as_uri(), debs / "pkg.deb", digest).read_bytes() == b"not really a package"
+    assert photos.download(source.as_uri(), debs / "pkg.deb", digest, listed_in).read_bytes() == b"not really a package"
 
-    with pytest.raises(SystemExit, match="does not match its SHA-256"):
-        photos.download(source.as_uri(), debs / "other.deb", digest)
+    with pytest.raises(SystemExit, match=r"does not match its SHA-256 in ubuntu_photos\.json"):
+        photos.download(source.as_uri(), debs / "other.deb", digest, listed_in)
     assert sorted(p.name for p in debs.iterdir()) == ["pkg.deb"]  # nothing half-checked left behind
 
 
@@ -61,7 +62,8 @@ def test_the_chosen_photos_land_shrunk_and_the_loader_takes_them(
     count = data_module.FETCHED_SOURCES[source][0]
     fetched: list[str] = []
 
-    def fetch(package: str, entry: dict, archive: str, debs: Path, work: Path) -> Path:
+    def fetch(package: str, entry: dict, archive: str, debs: Path, work: Path, listed_in: Path) -> Path:
+        assert listed_in == photos.LISTS[source]  # a bad download names the list it was checked against
         fetched.append(package)
         root = work / package
         for name in entry["photos"]:
