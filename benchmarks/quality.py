@@ -515,9 +515,7 @@ def _temporal_table(payload: dict) -> list[str]:
         "(mean |change of the output from one frame to the next - change of the original|, code values) and the",
         "**static flicker** (mean change of the output where the original is still). Lower is steadier; bicubic's",
         "figures are the yardstick. `vtest.avi` is on the report side; `box.mp4` and `tree.avi` on the selection side.",
-        f"Machine: {temporal['machine']}. Command: `{temporal['command']}`"
-        + "".join(f"; rows added or measured again by {_update(u)}" for u in temporal.get("updated_by", []))
-        + ".",
+        f"Machine: {temporal['machine']}. Command: `{temporal['command']}`{_updates(temporal.get('updated_by', []))}.",
         "",
         "| clip (side) | scale | model | PSNR-Y | temporal-difference error | static flicker |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -528,6 +526,15 @@ def _temporal_table(payload: dict) -> list[str]:
             f"{r['static_flicker']:.3f} |"
         )
     return lines
+
+
+def _updates(updates: list[str | dict]) -> str:
+    """temporal.json's ``--update`` runs, each distinct one once (in the order first run) with how often it ran:
+    the x4 SRResNet rows are measured again after every x4 run that ships."""
+    counts = Counter(_update(u) for u in updates)
+    return "".join(
+        f"; rows added or measured again by {text}" + (f" ({n} times)" if n > 1 else "") for text, n in counts.items()
+    )
 
 
 def _update(update: str | dict) -> str:

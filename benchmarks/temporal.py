@@ -131,7 +131,8 @@ def main() -> None:
         "--update", action="store_true", help="keep --out's rows for what is not measured now (after --models)"
     )
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    torch.set_num_threads(threads)
     rows = []
     for clip in (c for c in CLIPS if args.side in ("all", side_of(c))):
         for scale in (int(s) for s in args.scales.split(",")):
@@ -140,7 +141,8 @@ def main() -> None:
         (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
         "?",
     )
-    command = f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/temporal.py --frames {args.frames} --scales {args.scales}"
+    command = f"OMP_NUM_THREADS={threads} .venv/bin/python benchmarks/temporal.py"
+    command += f" --frames {args.frames} --scales {args.scales}"
     command += f" --models {args.models}" if args.models else ""
     payload = {
         "machine": f"CPU ({cpu}, {os.cpu_count()} cores, torch {torch.__version__})",

@@ -160,3 +160,9 @@ def test_reused_entries_keep_the_machine_they_were_measured_on(quality) -> None:
     assert quality._update({"command": "temporal.py --update", "machine": "CPU (new box)"}) == (
         "`temporal.py --update` on CPU (new box)"
     )
+    again = {"command": "temporal.py --update", "machine": "CPU (new box)"}
+    assert quality._updates(["temporal.py --update", again, {**again}, {**again, "machine": "CPU (other)"}]) == (
+        "; rows added or measured again by `temporal.py --update`"
+        "; rows added or measured again by `temporal.py --update` on CPU (new box) (2 times)"
+        "; rows added or measured again by `temporal.py --update` on CPU (other)"
+    )
